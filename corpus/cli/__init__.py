@@ -1,0 +1,23 @@
+"""Command-line entry points. Every module in this package registers its commands on ``app``.
+
+This package is the one place in ``corpus`` allowed to import ``pipelines``, ``classifiers`` and
+``decontam`` (the entry points sit on top of everything).
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+
+from corpus.cli._app import app, run_cli
+
+for _mod in pkgutil.iter_modules(__path__):
+    if not _mod.name.startswith("_"):
+        importlib.import_module(f"{__name__}.{_mod.name}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    run_cli(app, "mathcorpus", argv)
+
+
+__all__ = ["app", "main"]

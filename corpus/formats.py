@@ -1,0 +1,124 @@
+"""Input formats: which reader turns a file into document-schema rows.
+
+A *format handler* takes ``(path, FileContext)`` and yields schema rows (dicts accepted by
+:func:`corpus.schema.normalize_row`, optionally with a ``_line`` key giving the record's position for error
+messages) or :class:`corpus.io.Reject` objects for bad records. The format of a
+file is the input group's ``format`` or, with ``auto``, inferred from its extension.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from corpus.io import InputError, Reject, iter_records
+
+
+@dataclass(frozen=True)
+class FileContext:
+    """What a handler knows about the file it reads."""
+
+    input_name: str  # the manifest input group's name
+    source: str  # web | book | code | ...
+    relpath: str  # path relative to the input group's base (stable across machines)
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def doc_id(self, suffix: str | int | None = None) -> str:
+        """Stable id for a document that has none: ``{input}/{relpath}`` plus ``#suffix`` for parts."""
+        base = f"{self.input_name}/{self.relpath}"
+        return base if suffix is None else f"{base}#{suffix}"
+
+
+Handler = Callable[[str, FileContext], Iterator[dict | Reject]]
+
+
+def read_record_file(path: str, ctx: FileContext) -> Iterator[dict | Reject]:
+    """JSONL / Parquet records with a ``text`` column (or ``options.text_column``); ids kept when present."""
+    text_col = ctx.options.get("text_column", "text")
+    id_col = ctx.options.get("id_column", "id")
+    for pos, rec in iter_records(path):
+        if isinstance(rec, Reject):
+            yield rec
+            continue
+        if text_col != "text" and text_col in rec:
+            rec = {**rec, "text": rec.pop(text_col)}
+        if id_col != "id" and id_col in rec:
+            rec = {**rec, "id": rec.pop(id_col)}
+        if rec.get("id") in (None, ""):
+            rec = {**rec, "id": ctx.doc_id(pos)}
+        yield {**rec, "_line": pos}
+
+
+FORMATS: dict[str, Handler] = {
+    "jsonl": read_record_file,
+    "parquet": read_record_file,
+}
+
+EXTENSIONS: dict[str, str] = {
+    ".jsonl": "jsonl",
+    ".jsonl.gz": "jsonl",
+    ".jsonl.zst": "jsonl",
+    ".ndjson": "jsonl",
+    ".parquet": "parquet",
+    ".pq": "parquet",
+}
+
+
+def register_format(name: str, handler: Handler, extensions: tuple[str, ...] = ()) -> None:
+    FORMATS[name] = handler
+    for ext in extensions:
+        EXTENSIONS[ext] = name
+
+
+def detect_format(path: str, declared: str = "auto") -> str:
+    """The format name for ``path``: ``declared`` unless it is ``auto``, else by (longest) extension."""
+    _load_plugins()
+    if declared != "auto":
+        if declared not in FORMATS:
+            raise InputError(f"{path}: unknown input format {declared!r} (known: {', '.join(sorted(FORMATS))})")
+        return declared
+    lower = path.lower()
+    for ext in sorted(EXTENSIONS, key=len, reverse=True):
+        if lower.endswith(ext):
+            return EXTENSIONS[ext]
+    raise InputError(f"{path}: cannot tell the input format from the extension; set 'format' on the input")
+
+
+def handler_for(fmt: str) -> Handler:
+    _load_plugins()
+    return FORMATS[fmt]
+
+
+def known_extensions() -> tuple[str, ...]:
+    _load_plugins()
+    return tuple(EXTENSIONS)
+
+
+_PLUGINS_LOADED = False
+
+
+def _load_plugins() -> None:
+    """Import ``corpus.extract`` (web, book, code handlers) when it exists; it registers its formats."""
+    global _PLUGINS_LOADED
+    if _PLUGINS_LOADED:
+        return
+    _PLUGINS_LOADED = True
+    try:
+        import corpus.extract  # noqa: F401
+    except ModuleNotFoundError as e:
+        if e.name != "corpus.extract":
+            raise
+
+
+def relpath_under(path: str, bases: list[str]) -> str:
+    """``path`` relative to the deepest non-glob prefix of the input patterns that contains it."""
+    best = ""
+    for b in bases:
+        root = b.split("*", 1)[0].split("?", 1)[0]
+        root = root if root.endswith("/") or os.path.isdir(root) else os.path.dirname(root)
+        root = root.rstrip("/")
+        if path.startswith(root + "/") and len(root) > len(best):
+            best = root
+    return path[len(best) + 1 :] if best else os.path.basename(path)

@@ -1,0 +1,1 @@
+"""Stage types: every module here that defines ``STAGE = StageSpec(...)`` is picked up by the registry."""
