@@ -23,6 +23,8 @@ def ensure_ray(address: str | None = None, num_cpus: int | None = None) -> None:
     address = address or os.environ.get("RAY_ADDRESS") or None
     kwargs: dict[str, Any] = {"ignore_reinit_error": True, "log_to_driver": False}
     if address is None:
+        # "local" forces a fresh local cluster: a bare ray.init() would join any `ray start` cluster on this host.
+        address = "local"
         kwargs["include_dashboard"] = False
         if num_cpus:
             kwargs["num_cpus"] = num_cpus
