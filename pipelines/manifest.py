@@ -2,7 +2,8 @@
 
 Loaded with ``yaml.safe_load`` (no code execution). Every problem is reported as one line naming the file,
 the key path and the problem, e.g. ``manifests/demo.yaml: stages[2].threshold: Input should be a valid
-number``. Relative paths in a manifest are relative to the manifest's own folder; ``$VARS`` and ``~`` are
+number``. Relative paths in a manifest (input paths, and stage settings whose key ends in ``_path``, ``_paths``,
+``_dir``, ``_dirs`` or ``_root``) are relative to the manifest's own folder; ``$VARS`` and ``~`` are
 expanded.
 """
 
@@ -100,6 +101,23 @@ def _resolve(value: str, base: Path) -> str:
     return os.path.normpath(str(base / value))
 
 
+_PATH_KEYS = ("_path", "_paths", "_dir", "_dirs", "_root")
+
+
+def _resolve_value(key: str, value: Any, base: Path) -> Any:
+    """Resolve path-valued settings (keys ending in _path(s), _dir(s), _root; also inside nested mappings)."""
+    if isinstance(value, dict):
+        return {k: _resolve_value(k, v, base) if isinstance(v, dict) else _resolve_value(key if not
+                k.endswith(_PATH_KEYS) else k, v, base) for k, v in value.items()}
+    if not key.endswith(_PATH_KEYS):
+        return value
+    if isinstance(value, str):
+        return _resolve(value, base)
+    if isinstance(value, list):
+        return [_resolve(v, base) if isinstance(v, str) else v for v in value]
+    return value
+
+
 def parse_manifest(data: Any, path: str = "<manifest>") -> Manifest:
     """Validate a manifest already parsed from YAML; relative paths resolve against ``path``'s folder."""
     if not isinstance(data, dict):
@@ -127,8 +145,7 @@ def parse_manifest(data: Any, path: str = "<manifest>") -> Manifest:
             spec = get_stage(name)
         except KeyError:
             raise ManifestError(f"{path}: {key}.stage: unknown stage {name!r} (known: {', '.join(stages())})") from None
-        raw = {k: _resolve(v, base) if k.endswith(("_path", "_dir", "_root")) and isinstance(v, str) else v
-               for k, v in raw.items()}
+        raw = {k: _resolve_value(k, v, base) for k, v in raw.items()}
         try:
             settings = spec.settings.model_validate(raw)
         except ValidationError as e:
