@@ -105,10 +105,10 @@ _PATH_KEYS = ("_path", "_paths", "_dir", "_dirs", "_root")
 
 
 def _resolve_value(key: str, value: Any, base: Path) -> Any:
-    """Resolve path-valued settings (keys ending in _path(s), _dir(s), _root; also inside nested mappings)."""
+    """Resolve path-valued settings: keys ending in _path(s), _dir(s) or _root, whose value is a string, a list
+    of strings or a mapping of them (e.g. ``model_paths: {web: ..., code: ...}``); nested mappings recurse."""
     if isinstance(value, dict):
-        return {k: _resolve_value(k, v, base) if isinstance(v, dict) else _resolve_value(key if not
-                k.endswith(_PATH_KEYS) else k, v, base) for k, v in value.items()}
+        return {k: _resolve_value(key if key.endswith(_PATH_KEYS) else k, v, base) for k, v in value.items()}
     if not key.endswith(_PATH_KEYS):
         return value
     if isinstance(value, str):
