@@ -1,0 +1,34 @@
+# Two commands do all the set-up on a fresh machine: `make demo` and `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+OUT    ?= build/demo
+EXECUTOR ?= ray
+
+.PHONY: demo test test-all lint bench clean
+
+$(BIN)/activate:
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/activate
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e ".[dev]"
+	touch $@
+
+## Build the demo corpus (corpus/demo) on a local Ray cluster and print its stats.
+demo: $(VENV)/.installed
+	$(BIN)/mathcorpus run manifests/demo.yaml --executor $(EXECUTOR) --output $(OUT)
+	$(BIN)/corpus-stats $(OUT)/corpus
+
+## Run the test suite (slow benchmarks are skipped; `make test-all` runs them too).
+test: $(VENV)/.installed
+	$(BIN)/pytest -q
+
+test-all: $(VENV)/.installed
+	$(BIN)/pytest -q -m "slow or not slow"
+
+lint: $(VENV)/.installed
+	$(BIN)/ruff check .
+
+clean:
+	rm -rf build
