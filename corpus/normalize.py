@@ -62,3 +62,33 @@ def normalize_text(text: str) -> str:
 def ngrams(tokens: list[str], n: int) -> Iterator[tuple[str, ...]]:
     """Contiguous n-grams of a token list (none when it is shorter than n)."""
     return (tuple(tokens[i : i + n]) for i in range(len(tokens) - n + 1))
+
+
+def source_token_spans(text: str) -> list[tuple[int, int]] | None:
+    """``(start, end)`` offsets in the *original* ``text`` of each token of :func:`math_tokens`.
+
+    Folds character by character (keeping an offset map) so snippets can be cut from the text as written.
+    Returns ``None`` in the rare cases where per-character folding does not reproduce :func:`math_tokens`
+    (NFKC composition across characters); callers then fall back to :func:`iter_token_spans`.
+    """
+    chars: list[str] = []
+    owners: list[int] = []
+    for i, ch in enumerate(text):
+        for c in unicodedata.normalize("NFKC", ch):
+            chars.append(c)
+            owners.append(i)
+    nfkc = "".join(chars)
+    # same-length blanking keeps the offset map valid; token boundaries are unaffected by extra spaces
+    nfkc = _TEX_NOISE.sub(lambda m: " " * (m.end() - m.start()), nfkc)
+    folded: list[str] = []
+    fowners: list[int] = []
+    for c, owner in zip(nfkc, owners, strict=True):
+        for f in c.casefold():
+            folded.append(f)
+            fowners.append(owner)
+    spans = []
+    tokens = []
+    for m in _TOKEN_RE.finditer("".join(folded)):
+        tokens.append(m.group())
+        spans.append((fowners[m.start()], fowners[m.end() - 1] + 1))
+    return spans if tokens == math_tokens(text) else None

@@ -6,8 +6,14 @@ cluster when it is set; nothing else changes between a laptop and a cluster.
 
 from __future__ import annotations
 
+import json
 import os
+import socket
+import time
 from typing import Any
+
+from datatrove.executor.local import LocalPipelineExecutor
+from datatrove.executor.ray import RayPipelineExecutor
 
 from pipelines.logs import quiet_logs  # noqa: F401  (re-exported for the CLI)
 
@@ -31,6 +37,66 @@ def ensure_ray(address: str | None = None, num_cpus: int | None = None) -> None:
     ray.init(address=address, **kwargs)
 
 
+def _reset_peak_rss() -> None:
+    """Reset this process's peak-RSS counter (Linux ``clear_refs``), so each task measures its own peak."""
+    try:
+        with open("/proc/self/clear_refs", "w") as fh:
+            fh.write("5")
+    except OSError:
+        pass
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process in MiB (since the last reset, where the OS supports it)."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _ray_node_id() -> str | None:
+    try:
+        import ray
+
+        return ray.get_runtime_context().get_node_id() if ray.is_initialized() else None
+    except Exception:
+        return None
+
+
+class TaskRecords:
+    """Executor mixin: every completed rank writes ``{logging_dir}/tasks/{rank:05d}.json`` next to its completion
+    marker: where it ran (host, pid, Ray node id), how long it took and its peak resident memory (for sizing)."""
+
+    def _run_for_rank(self, rank: int, local_rank: int = 0, *args, **kwargs):
+        if self.is_rank_completed(rank):
+            return super()._run_for_rank(rank, local_rank, *args, **kwargs)
+        _reset_peak_rss()
+        started = time.time()
+        stats = super()._run_for_rank(rank, local_rank, *args, **kwargs)
+        record = {
+            "rank": rank, "host": socket.gethostname(), "pid": os.getpid(), "node_id": _ray_node_id(),
+            "started": round(started, 3), "seconds": round(time.time() - started, 3),
+            "peak_rss_mb": round(peak_rss_mb(), 1),
+        }
+        with self.logging_dir.open(f"tasks/{rank:05d}.json", "w") as fh:
+            json.dump(record, fh)
+        return stats
+
+
+class LocalExecutor(TaskRecords, LocalPipelineExecutor):
+    """datatrove's local executor, writing per-task records."""
+
+
+class RayExecutor(TaskRecords, RayPipelineExecutor):
+    """datatrove's Ray executor, writing per-task records (with the Ray node id each rank ran on)."""
+
+
 def make_executor(
     kind: str,
     steps: list[Any],
@@ -46,17 +112,13 @@ def make_executor(
     if workers is None or workers < 1:
         workers = tasks if kind == "ray" else min(tasks, os.cpu_count() or 1)
     if kind == "local":
-        from datatrove.executor import LocalPipelineExecutor
-
-        return LocalPipelineExecutor(
+        return LocalExecutor(
             steps, tasks=tasks, workers=workers, logging_dir=logging_dir, skip_completed=True,
             start_method="spawn",
         )
     if kind == "ray":
-        from datatrove.executor.ray import RayPipelineExecutor
-
         ensure_ray(ray_address)
-        return RayPipelineExecutor(
+        return RayExecutor(
             steps, tasks=tasks, workers=workers, logging_dir=logging_dir, skip_completed=True,
             cpus_per_task=cpus_per_task, mem_per_cpu_gb=mem_per_cpu_gb,
         )

@@ -55,12 +55,22 @@ class ExecutorSpec(_Strict):
     ray_address: str | None = None  # else RAY_ADDRESS, else a local cluster
 
 
+class StageResources(_Strict):
+    """Per-stage overrides of the executor settings (``resources:`` on a stage entry); unset keys inherit."""
+
+    tasks: int | None = Field(default=None, ge=1)
+    workers: int | None = Field(default=None, ge=-1)
+    cpus_per_task: float | None = Field(default=None, gt=0)
+    mem_per_cpu_gb: float | None = Field(default=None, gt=0)
+
+
 class StageEntry(BaseModel):
-    """A validated stage entry: its type name and its settings model instance."""
+    """A validated stage entry: its type name, its settings model instance and its resource overrides."""
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
     stage: str
     settings: StageSettings
+    resources: StageResources = Field(default_factory=StageResources)
 
 
 class Manifest(_Strict):
@@ -147,10 +157,14 @@ def parse_manifest(data: Any, path: str = "<manifest>") -> Manifest:
             raise ManifestError(f"{path}: {key}.stage: unknown stage {name!r} (known: {', '.join(stages())})") from None
         raw = {k: _resolve_value(k, v, base) for k, v in raw.items()}
         try:
+            resources = StageResources.model_validate(raw.pop("resources", None) or {})
+        except ValidationError as e:
+            raise ManifestError(_fmt(path, f"{key}.resources", e)) from None
+        try:
             settings = spec.settings.model_validate(raw)
         except ValidationError as e:
             raise ManifestError(_fmt(path, key, e)) from None
-        entries.append(StageEntry(stage=name, settings=settings))
+        entries.append(StageEntry(stage=name, settings=settings, resources=resources))
     manifest.stages = entries
     manifest.path = path
     return manifest

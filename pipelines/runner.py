@@ -60,9 +60,10 @@ def count_rows(folder: str) -> int:
     return total
 
 
-def _settings_hash(stage: str, settings: Any, upstream: str) -> str:
-    payload = json.dumps({"stage": stage, "settings": settings.model_dump(mode="json"), "up": upstream},
-                         sort_keys=True, default=str)
+def _settings_hash(stage: str, settings: Any, upstream: str, tasks: int) -> str:
+    # tasks is part of it: completion markers and shard names are per rank of a given world size
+    payload = json.dumps({"stage": stage, "settings": settings.model_dump(mode="json"), "up": upstream,
+                          "tasks": tasks}, sort_keys=True, default=str)
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
@@ -114,11 +115,13 @@ def run_manifest(
     for index, entry in enumerate(manifest.stages):
         spec = get_stage(entry.stage)
         stage_dir = f"{out}/stages/{index:02d}_{entry.stage}"
-        upstream = _settings_hash(entry.stage, entry.settings, upstream)
+        res = entry.resources
+        stage_tasks = res.tasks or n_tasks
+        upstream = _settings_hash(entry.stage, entry.settings, upstream, stage_tasks)
         _invalidate_if_changed(stage_dir, upstream)
         if spec.writes_corpus:  # its output is the corpus: recompute it together with the stage
             _invalidate_if_changed(corpus_dir, upstream)
-        ctx = StageContext(run_dir=out, stage_dir=stage_dir, input_dir=input_dir, tasks=n_tasks,
+        ctx = StageContext(run_dir=out, stage_dir=stage_dir, input_dir=input_dir, tasks=stage_tasks,
                            manifest=manifest, index=index, extra=extra)
         write_json({"hash": upstream, "stage": entry.stage, "settings": entry.settings.model_dump(mode="json")},
                    f"{stage_dir}/config.json")
@@ -127,9 +130,9 @@ def run_manifest(
         for phase in spec.build(entry.settings, ctx):
             logging_dir = f"{stage_dir}/logs/{phase.name}"
             ex = make_executor(
-                kind, phase.steps, tasks=phase.tasks, workers=n_workers, logging_dir=logging_dir,
-                cpus_per_task=manifest.executor.cpus_per_task, mem_per_cpu_gb=manifest.executor.mem_per_cpu_gb,
-                ray_address=address,
+                kind, phase.steps, tasks=phase.tasks, workers=res.workers if res.workers is not None else n_workers,
+                logging_dir=logging_dir, cpus_per_task=res.cpus_per_task or manifest.executor.cpus_per_task,
+                mem_per_cpu_gb=res.mem_per_cpu_gb or manifest.executor.mem_per_cpu_gb, ray_address=address,
             )
             ex.run()
             missing = ex.get_incomplete_ranks(range(phase.tasks))
@@ -160,8 +163,13 @@ def run_manifest(
         "executor": kind, "tasks": n_tasks, "workers": n_workers, "corpus_dir": corpus_dir,
         "corpus_documents": count_rows(corpus_dir), "stages": summaries,
         "config": manifest.model_dump(mode="json", exclude={"stages"})
-        | {"stages": [{"stage": e.stage, **e.settings.model_dump(mode="json")} for e in manifest.stages]},
+        | {"stages": [{"stage": e.stage, **e.settings.model_dump(mode="json"),
+                       **({"resources": r} if (r := e.resources.model_dump(exclude_none=True)) else {})}
+                      for e in manifest.stages]},
     }, f"{out}/run.json")
+    from pipelines.funnel import write_funnel  # funnel.json + funnel.png next to the corpus (issue 7)
+
+    write_funnel(out)
     return result
 
 

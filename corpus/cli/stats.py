@@ -1,4 +1,4 @@
-"""``corpus-stats PATH...`` (also ``mathcorpus stats``): summarize Parquet shards."""
+"""``corpus-stats PATH...`` (also ``mathcorpus stats``): statistics of a set of Parquet shards."""
 
 from __future__ import annotations
 
@@ -13,27 +13,66 @@ stats_app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 
 def corpus_stats(
     paths: list[str] = typer.Argument(..., help="Shard files, folders, globs or fsspec URLs."),
-    by: str = typer.Option("source", "--by", help="Group by this column."),
-    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+    by: list[str] = typer.Option(["source"], "--by", help="Group by this column (repeat for several)."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of tables."),
+    markdown: bool = typer.Option(False, "--markdown", help="Print Markdown tables."),
+    plot_dir: str = typer.Option(None, "--plot", help="Write PNG charts (shares, lengths, math_score) here."),
+    top: int = typer.Option(20, "--top", help="How many top domains to list."),
+    bins: int = typer.Option(20, "--bins", help="math_score histogram bins."),
+    approx: bool = typer.Option(False, "--approx", help="Count distinct texts with HyperLogLog (bounded memory)."),
 ) -> None:
-    """Documents, characters and bytes of a set of shards, per source (or --by COLUMN)."""
+    """Documents, tokens, characters and bytes by source (or --by COLUMN), length quantiles, math_score
+    histogram, top domains and the exact-duplicate share of a set of shards."""
+    from corpus.stats import EXACT_LIMIT, corpus_stats, plot, to_markdown
+
+    result = corpus_stats(paths, by=by, top=top, bins=bins, exact_limit=0 if approx else EXACT_LIMIT)
+    if plot_dir:
+        result["plots"] = plot(result, plot_dir)
+    if as_json:
+        typer.echo(json.dumps(result, indent=2, sort_keys=True))
+    elif markdown:
+        typer.echo(to_markdown(result), nl=False)
+    else:
+        print_tables(result)
+
+
+def print_tables(result: dict) -> None:
+    """Terminal rendering (rich tables)."""
     from rich.console import Console
     from rich.table import Table
 
-    from corpus.stats import summarize
-
-    result = summarize(paths, by=by)
-    if as_json:
-        typer.echo(json.dumps(result, indent=2, sort_keys=True))
-        return
-    table = Table(title=f"{result['files']} shard(s), {result['total']['documents']:,} documents")
-    for col in (by, "documents", "chars", "bytes"):
-        table.add_column(col, justify="left" if col == by else "right")
+    console = Console()
+    by, t = result["by"], result["total"]
+    table = Table(title=f"{result['files']} shard(s), {t['documents']:,} documents, {t['tokens']:,} tokens")
+    for col in (*by, "documents", "tokens", "chars", "bytes", "token share"):
+        table.add_column(col, justify="left" if col in by else "right")
     for g in result["groups"]:
-        table.add_row(str(g[by]), f"{g['documents']:,}", f"{g['chars']:,}", f"{g['bytes']:,}")
-    t = result["total"]
-    table.add_row("total", f"{t['documents']:,}", f"{t['chars']:,}", f"{t['bytes']:,}", style="bold")
-    Console().print(table)
+        table.add_row(*(str(g[b]) for b in by), f"{g['documents']:,}", f"{g['tokens']:,}", f"{g['chars']:,}",
+                      f"{g['bytes']:,}", f"{g['share_tokens']:.3f}")
+    table.add_row("total", *([""] * (len(by) - 1)), f"{t['documents']:,}", f"{t['tokens']:,}", f"{t['chars']:,}",
+                  f"{t['bytes']:,}", "1.000", style="bold")
+    console.print(table)
+    if t["tokens_missing"]:
+        console.print(f"{t['tokens_missing']:,} documents have no n_tokens (run the tokens stage)")
+    lengths = Table(title="length quantiles")
+    keys = ("min", "p01", "p05", "p25", "p50", "p75", "p95", "p99", "max", "mean")
+    lengths.add_column("measure")
+    for k in keys:
+        lengths.add_column(k, justify="right")
+    for name, q in result["lengths"].items():
+        if q:
+            lengths.add_row(name, *(f"{q[k]:,}" for k in keys))
+    console.print(lengths)
+    ms = result["math_score"]
+    hist = " ".join(f"{c:,}" for c in ms["counts"])
+    console.print(f"math_score histogram ({len(ms['counts'])} bins over 0..1): {hist}; missing {ms['missing']:,}")
+    if result["top_domains"]:
+        console.print("top domains: " + ", ".join(f"{d['domain']} ({d['documents']:,})" for d in result["top_domains"]))
+    d = result["duplicates"]
+    console.print(f"exact duplicates: {d['exact_duplicate_share']:.4%} ({d['distinct_texts']:,} distinct texts, "
+                  f"{d['method']})")
+    if result.get("plots"):
+        console.print("charts: " + ", ".join(result["plots"]))
 
 
 stats_app.command()(corpus_stats)

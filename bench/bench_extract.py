@@ -1,0 +1,151 @@
+"""Extraction benchmark: formula preservation, main-text F1 and throughput, ours vs plain trafilatura / datatrove.
+
+    python bench/bench_extract.py [--quick] [--data ../shared/data]
+
+1. Formula preservation on ``web/math/*.html``: the formulas each page carries are found by the math pass on
+   the raw page (MathJax scripts, KaTeX annotations, MathML, LaTeX images, ``<d-math>``, TeX delimiters in
+   text); a formula survives when its TeX appears delimited as LaTeX (``$..$``, ``$$..$$``, ``\\(..\\)``,
+   ``\\[..\\]``, ``[tex]``, or the ``\\begin{env}`` block itself; whitespace ignored) in the extracted text.
+2. Main-text token F1 (lower-cased ``\\w+`` tokens, bag of words) on the general pages with ground truth
+   (``web/ground_truth.jsonl``).
+3. Throughput: datatrove's ``Trafilatura`` extractor step vs our ``MathExtractor`` step over the same pages
+   in the same run (both sandboxed with the same timeout); the ratio is ours / datatrove's seconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import re
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+TOKEN = re.compile(r"\w+")
+
+
+def norm(s: str) -> str:
+    return "".join(s.split())
+
+
+def delimited(tex: str) -> tuple[str, ...]:
+    """The written forms of a formula that count as LaTeX in an extracted text (whitespace removed)."""
+    t = norm(tex)
+    if t.startswith("\\begin{"):
+        return (t,)
+    return (f"${t}$", f"\\({t}\\)", f"\\[{t}\\]", f"[tex]{t}[/tex]", f"[itex]{t}[/itex]", f"`{t}`")
+
+
+def survives(tex: str, text: str) -> bool:
+    return any(form in text for form in delimited(tex))
+
+
+def page_formulas(html: bytes) -> list[str]:
+    from corpus.extract.html import decode_html, parse_html
+    from corpus.extract.math import take_formulas
+
+    tree = parse_html(decode_html(html)[0])
+    return [f.tex for f in take_formulas(tree).formulas]
+
+
+def preservation(files: list[Path]) -> dict:
+    import trafilatura
+
+    from corpus.extract.html import ExtractError, extract_page
+
+    total = ours = plain = 0
+    for f in files:
+        data = f.read_bytes()
+        formulas = page_formulas(data)
+        try:
+            out = norm(extract_page(data, timeout=None).text)
+        except ExtractError:
+            out = ""
+        base = norm(trafilatura.extract(data.decode("utf-8", "replace")) or "")
+        total += len(formulas)
+        ours += sum(1 for t in formulas if survives(t, out))
+        plain += sum(1 for t in formulas if survives(t, base))
+    return {"pages": len(files), "formulas": total, "ours": ours, "plain": plain}
+
+
+def f1(pred: str, gold: str) -> float:
+    p = collections.Counter(t.lower() for t in TOKEN.findall(pred or ""))
+    g = collections.Counter(t.lower() for t in TOKEN.findall(gold or ""))
+    common = sum((p & g).values())
+    if not common:
+        return 0.0
+    prec, rec = common / sum(p.values()), common / sum(g.values())
+    return 2 * prec * rec / (prec + rec)
+
+
+def main_text_f1(web: Path, limit: int | None) -> dict:
+    import trafilatura
+
+    from corpus.extract.html import ExtractError, extract_page
+
+    rows = [json.loads(line) for line in (web / "ground_truth.jsonl").open()]
+    rows = [r for r in rows if r["file"].startswith("general/")][:limit]
+    ours, plain = [], []
+    for r in rows:
+        data = (web / r["file"]).read_bytes()
+        try:
+            text = extract_page(data, timeout=None).text
+        except ExtractError:
+            text = ""
+        ours.append(f1(text, r["text"]))
+        plain.append(f1(trafilatura.extract(data.decode("utf-8", "replace")) or "", r["text"]))
+    return {"pages": len(rows), "ours": sum(ours) / len(ours), "plain": sum(plain) / len(plain)}
+
+
+def throughput(files: list[Path], rounds: int) -> dict:
+    from datatrove.data import Document
+    from datatrove.pipeline.extractors import Trafilatura
+
+    from pipelines.steps.extract import MathExtractor
+
+    htmls = [f.read_bytes().decode("utf-8", "replace") for f in files]
+
+    def run(step) -> float:
+        docs = [Document(text=h, id=str(i)) for i, h in enumerate(htmls)]
+        t0 = time.perf_counter()
+        for _ in step.run(iter(docs)):
+            pass
+        return time.perf_counter() - t0
+
+    peer = ours = 0.0
+    for _ in range(rounds):  # interleaved, so machine noise hits both
+        peer += run(Trafilatura(timeout=30))
+        ours += run(MathExtractor(timeout=30))
+    return {"pages": len(htmls), "rounds": rounds, "datatrove_s": peer, "ours_s": ours, "ratio": ours / peer}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--quick", action="store_true", help="subset of pages, one throughput round")
+    ap.add_argument("--data", default=str(REPO.parent / "shared" / "data"), help="the shared data folder")
+    args = ap.parse_args()
+    from pipelines.logs import quiet_logs
+
+    quiet_logs(False)
+    web = Path(args.data) / "web"
+    math_files = sorted((web / "math").glob("*.html"))
+    general = sorted((web / "general").glob("*.html"))
+    if args.quick:
+        math_files, general = math_files[::3], general[::8]
+    p = preservation(math_files)
+    print(f"formula preservation ({p['pages']} math pages, {p['formulas']} formulas): "
+          f"ours {p['ours'] / p['formulas']:.1%}  plain trafilatura {p['plain'] / p['formulas']:.1%}")
+    q = main_text_f1(web, 40 if args.quick else None)
+    print(f"main-text token F1 ({q['pages']} general pages with ground truth): "
+          f"ours {q['ours']:.3f}  plain trafilatura {q['plain']:.3f}")
+    t = throughput(general + math_files, 1 if args.quick else 2)
+    print(f"throughput ({t['pages']} pages x {t['rounds']}): datatrove Trafilatura {t['datatrove_s']:.1f}s, "
+          f"ours {t['ours_s']:.1f}s, ratio ours/datatrove {t['ratio']:.2f}")
+
+
+if __name__ == "__main__":
+    main()

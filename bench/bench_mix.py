@@ -1,0 +1,108 @@
+"""Mixer throughput vs datatrove's Parquet reader -> writer copy, and end-to-end shared-sample.yaml on Ray.
+
+1. Shards generated from real seed text (bench_stats.generate: 50..2000-char slices, n_tokens set) are mixed
+   by ``corpus.mix.run_mix`` (3 sources by weight, one upsampled, seeded shuffle across sources, 256 MB zstd
+   shards, manifest with sha256) in one process. The peer is datatrove ``ParquetReader -> ParquetWriter``
+   (a plain copy, no selection or shuffle) in one task on the same files. Throughput = input text bytes / s.
+2. ``manifests/shared-sample.yaml`` end to end on a local Ray cluster, with the per-stage breakdown.
+
+    python bench/bench_mix.py              # 1M documents (~1 GB of text) + shared-sample end to end
+    python bench/bench_mix.py --quick      # 200k documents, no end-to-end run
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench_stats import generate  # noqa: E402  (same generator as the stats benchmark)
+
+
+def run_ours(data: Path, out: Path) -> tuple[float, dict]:
+    from corpus.mix import MixConfig, run_mix
+
+    cfg = MixConfig.model_validate({"seed": 0, "sources": {
+        "web": {"match": {"source": "web"}, "weight": 0.6},
+        "book": {"match": {"source": "book"}, "weight": 0.25, "max_epochs": 2},
+        "code": {"match": {"source": "code"}, "weight": 0.15, "max_epochs": 2},
+    }})
+    t0 = time.perf_counter()
+    manifest = run_mix(cfg, str(out), default_inputs=str(data))
+    return time.perf_counter() - t0, manifest
+
+
+def run_datatrove_copy(data: Path, work: Path) -> float:
+    from datatrove.executor import LocalPipelineExecutor
+    from datatrove.pipeline.readers import ParquetReader
+    from datatrove.pipeline.writers import ParquetWriter
+    from loguru import logger
+
+    logger.remove()
+    t0 = time.perf_counter()
+    LocalPipelineExecutor([ParquetReader(str(data), text_key="text", id_key="id"),
+                           ParquetWriter(str(work / "out"), compression="zstd")],
+                          tasks=1, logging_dir=str(work / "logs")).run()
+    return time.perf_counter() - t0
+
+
+def run_sample(out: Path) -> dict:
+    from pipelines.executors import quiet_logs
+    from pipelines.manifest import load_manifest
+    from pipelines.runner import run_manifest
+
+    quiet_logs(False)
+    manifest = load_manifest(REPO / "manifests" / "shared-sample.yaml")
+    t0 = time.perf_counter()
+    run_manifest(manifest, output=str(out), progress=lambda s: None)
+    total = time.perf_counter() - t0
+    run = json.loads((out / "run.json").read_text())
+    return {"seconds": total, "stages": [(s["stage"], s["seconds"], s["documents_in"], s["documents_out"])
+                                         for s in run["stages"]], "documents": run["corpus_documents"]}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="200k documents, skip the end-to-end run")
+    ap.add_argument("--docs", type=int, default=None, help="documents to generate")
+    args = ap.parse_args()
+    n = args.docs or (200_000 if args.quick else 1_000_000)
+    root = Path(tempfile.mkdtemp(prefix="bench_mix_"))
+    try:
+        data = root / "in"
+        data.mkdir()
+        nbytes = generate(data, n)
+        disk = sum(p.stat().st_size for p in data.glob("*.parquet"))
+        print(f"input: {n:,} docs, {nbytes / 1e9:.2f} GB text, {disk / 1e9:.2f} GB zstd Parquet")
+        ours, m = run_ours(data, root / "mixed")
+        out_gb = sum(s["bytes"] for s in m["shards"]) / 1e9
+        print(f"ours  mix: {ours:.1f}s = {nbytes / 1e9 / ours:.3f} GB/s of input text; wrote {m['documents']:,} docs, "
+              f"{len(m['shards'])} shard(s), {out_gb:.2f} GB")
+        peer = run_datatrove_copy(data, root / "dt")
+        print(f"peer  datatrove ParquetReader->ParquetWriter copy: {peer:.1f}s = {nbytes / 1e9 / peer:.3f} GB/s")
+        print(f"ratio ours/peer time = {ours / peer:.3f}")
+        if not args.quick:
+            r = run_sample(root / "sample")
+            print(f"shared-sample.yaml on local Ray: {r['seconds']:.1f}s total, {r['documents']:,} docs in the corpus")
+            for stage, sec, din, dout in r["stages"]:
+                print(f"  {stage:<10} {sec:7.1f}s  {din if din is not None else '-'} -> {dout}")
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+        if os.environ.get("RAY_ADDRESS") is None:
+            import ray
+
+            if ray.is_initialized():
+                ray.shutdown()
+
+
+if __name__ == "__main__":
+    main()

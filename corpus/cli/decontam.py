@@ -1,0 +1,52 @@
+"""``mathcorpus decontam INPUT...``: remove eval-set contamination (13-gram + LCS) and write the audit report."""
+
+from __future__ import annotations
+
+import typer
+
+from corpus.cli._app import app
+
+
+@app.command()
+def decontam(
+    inputs: list[str] = typer.Argument(..., help="JSONL/Parquet record files, folders or globs."),
+    output: str = typer.Option(..., "--output", "-o", help="Output folder: kept/, removed/, report.{json,md,html}."),
+    evalsets: str = typer.Option("pretrain", "--evalsets", help="Profile (pretrain, posttrain, all) or "
+                                 "comma-separated set names from the registry."),
+    evalsets_root: str = typer.Option(None, "--evalsets-root", envvar="MATHCORPUS_EVALSETS_ROOT",
+                                      help="Folder holding the eval-set files (e.g. ../shared/data/evalsets)."),
+    registry: str = typer.Option(None, "--registry", help="Eval-set registry YAML (default: "
+                                 "manifests/evalsets.yaml)."),
+    columns: str = typer.Option(None, "--columns", help="Check these comma-separated columns of Q&A records "
+                                "(SFT/RL data, e.g. question,answer) instead of the text column; records are "
+                                "kept as they are (JSONL)."),
+    text_column: str = typer.Option("text", "--text-column", help="Column holding the document text."),
+    ngram: int = typer.Option(13, "--ngram", help="n of the n-gram candidate match."),
+    lcs_ratio: float = typer.Option(0.6, "--lcs-ratio", help="Minimum |LCS| / min(len(window), len(item))."),
+    min_lcs: int = typer.Option(13, "--min-lcs", help="Minimum |LCS| in tokens."),
+    window_slack: float = typer.Option(0.1, "--window-slack", help="Window widening on each side, as a fraction "
+                                       "of the item length."),
+    min_short_tokens: int = typer.Option(8, "--min-short-tokens", help="Parts shorter than --ngram but at least "
+                                         "this long must match exactly; shorter ones are not checked."),
+    allow_hub: bool = typer.Option(False, "--allow-hub", help="Download a set from the hub when its local "
+                                   "file is missing (needs network and `datasets`)."),
+) -> None:
+    """Check INPUT documents against eval sets; write kept/removed shards and report.json/.md/.html."""
+    from decontam.config import DecontamConfig
+    from decontam.evalsets import load_sets
+    from decontam.index import NGramIndex
+    from decontam.run import decontaminate_files
+
+    try:
+        config = DecontamConfig(ngram=ngram, lcs_ratio=lcs_ratio, min_lcs=min_lcs, window_slack=window_slack,
+                                min_short_tokens=min_short_tokens)
+    except ValueError as e:
+        raise typer.BadParameter(str(e)) from e
+    cols = [c.strip() for c in columns.split(",") if c.strip()] if columns else None
+    sets = load_sets(evalsets, evalsets_root, registry, allow_hub=allow_hub)
+    index = NGramIndex.build(sets, config)
+    report = decontaminate_files(inputs, sets, index, output.rstrip("/"), columns=cols, text_column=text_column,
+                                 progress=lambda s: typer.echo(s, err=True))
+    t = report["totals"]
+    typer.echo(f"{t['documents']} documents, {t['removed']} removed, {t['kept']} kept; "
+               f"report: {output.rstrip('/')}/report.html")

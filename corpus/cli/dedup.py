@@ -1,0 +1,127 @@
+"""``mathcorpus dedup INPUT... --output DIR``: exact + near-duplicate removal outside a manifest run."""
+
+from __future__ import annotations
+
+import typer
+
+from corpus.cli._app import app
+
+
+def ingest(paths: list[str], dest: str, shards: int, source: str | None) -> tuple[int, int]:
+    """Read JSONL/Parquet records into ``shards`` schema shards under ``dest`` (round-robin, streaming).
+
+    A record's ``source`` that is not a schema source (e.g. provenance strings) moves to the metadata as
+    ``orig_source`` and ``source`` becomes ``source`` (the option). Returns ``(documents, rejected)``.
+    """
+    import sys
+
+    from corpus.io import JSONL_EXT, PARQUET_EXT, Reject, expand_paths, iter_records, write_jsonl
+    from corpus.schema import SOURCES, SchemaError, normalize_row
+    from pipelines.steps.io import DocSink
+
+    files = expand_paths(paths, exts=JSONL_EXT + PARQUET_EXT)
+    sinks = [DocSink(f"{dest}/input/{i:05d}.parquet", write_empty=True) for i in range(shards)]
+    rejects: list[Reject] = []
+    n = 0
+    for path in files:
+        for pos, rec in iter_records(path):
+            if not isinstance(rec, Reject):
+                if rec.get("source") is not None and rec["source"] not in SOURCES:
+                    rec = {**rec, "orig_source": rec["source"], "source": source}
+                elif source is not None and rec.get("source") is None:
+                    rec = {**rec, "source": source}
+                try:
+                    sinks[n % shards].write_row(normalize_row(rec))
+                    n += 1
+                    continue
+                except SchemaError as e:
+                    rec = Reject(path, pos, str(e), str(rec)[:500])
+            if len(rejects) < 20:
+                print(f"mathcorpus: rejected {rec}", file=sys.stderr)
+            rejects.append(rec)
+    for s in sinks:
+        s.close()
+    if rejects:
+        write_jsonl((r.to_json() for r in rejects), f"{dest}/rejects.jsonl")
+    return n, len(rejects)
+
+
+@app.command()
+def dedup(
+    inputs: list[str] = typer.Argument(..., help="JSONL or Parquet files, folders or globs (document schema)."),
+    output: str = typer.Option(..., "--output", "-o", help="Writes OUTPUT/kept/, OUTPUT/removed/ and "
+                               "OUTPUT/dedup_report.json."),
+    executor: str = typer.Option("local", "--executor", "-e", help="local or ray."),
+    tasks: int = typer.Option(2, "--tasks", help="Shards (tasks) per phase."),
+    workers: int = typer.Option(0, "--workers", "-w",
+                                help="Tasks running at once (-1: all / cores; 0: in-process for small inputs)."),
+    shingle_size: int = typer.Option(3, "--shingle-size", help="Tokens per shingle."),
+    num_perm: int = typer.Option(128, "--num-perm", help="MinHash permutations."),
+    lsh_threshold: float = typer.Option(0.4, "--lsh-threshold", help="Jaccard the bands x rows are chosen for."),
+    bands: int = typer.Option(None, "--bands", help="LSH bands (with --rows; overrides --lsh-threshold)."),
+    rows: int = typer.Option(None, "--rows", help="Rows per band (with --bands)."),
+    verify_threshold: float = typer.Option(0.5, "--verify-threshold", help="Real similarity a pair needs."),
+    metric: str = typer.Option("jaccard", "--metric", help="jaccard or containment."),
+    number_threshold: float = typer.Option(0.5, "--number-threshold",
+                                           help="Jaccard the number sets need (0 disables the check)."),
+    priority: str = typer.Option("source,math_score,length", "--priority",
+                                 help="Survivor order: fields from source, math_score, quality_tier, length."),
+    source_rank: str = typer.Option("book,exam,web,code,synthetic,other", "--source-rank",
+                                    help="Sources from most to least preferred."),
+    source: str = typer.Option(None, "--source", help="Source for records without a valid schema source."),
+    cluster_rounds: int = typer.Option(8, "--cluster-rounds", help="Maximum label-propagation rounds."),
+    save_index: str = typer.Option(None, "--save-index", help="Save the kept documents' index to this folder."),
+    against_index: str = typer.Option(None, "--against-index",
+                                      help="Also remove documents duplicating this saved index (index docs win)."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Show datatrove's task logs."),
+) -> None:
+    """Remove exact and near-duplicate documents (math-safe MinHash LSH, verified on real shingles)."""
+    import hashlib
+    import json
+
+    import fsspec
+
+    from corpus.io import write_json
+    from pipelines.executors import EXECUTORS, quiet_logs
+    from pipelines.stages.dedup import DedupSettings, run_standalone
+
+    if executor not in EXECUTORS:
+        raise typer.BadParameter(f"expected one of {', '.join(EXECUTORS)}", param_hint="--executor")
+    quiet_logs(verbose)
+    try:
+        settings = DedupSettings(
+            shingle_size=shingle_size, num_perm=num_perm, lsh_threshold=lsh_threshold, bands=bands, rows=rows,
+            verify_threshold=verify_threshold, metric=metric, number_threshold=number_threshold,
+            priority=[p.strip() for p in priority.split(",") if p.strip()],
+            source_rank=[s.strip() for s in source_rank.split(",") if s.strip()], cluster_rounds=cluster_rounds,
+            tasks=tasks, against_index_dir=against_index, save_index_dir=save_index)
+    except ValueError as e:
+        raise typer.BadParameter(str(e).splitlines()[-1] if "\n" in str(e) else str(e)) from None
+    out = output.rstrip("/")
+    fs = fsspec.get_fs_token_paths(out)[0]
+    key = hashlib.sha256(json.dumps({"inputs": inputs, "source": source, "settings": settings.model_dump()},
+                                    sort_keys=True, default=str).encode()).hexdigest()[:16]
+    cfg_path = f"{out}/work/config.json"
+    if fs.exists(cfg_path):
+        with fs.open(cfg_path, "rt") as fh:
+            stale = json.load(fh).get("hash") != key
+    else:
+        stale = fs.exists(out)
+    if stale:
+        for sub in ("work", "kept", "removed", "dedup_report.json"):
+            if fs.exists(f"{out}/{sub}"):
+                fs.rm(f"{out}/{sub}", recursive=True)
+    if not fs.exists(f"{out}/work/input/{tasks - 1:05d}.parquet"):
+        n_docs, rejected = ingest(inputs, f"{out}/work", tasks, source)
+        typer.echo(f"read {n_docs:,} documents ({rejected} rejected)", err=True)
+    else:
+        from pipelines.runner import count_rows
+
+        n_docs = count_rows(f"{out}/work/input")
+    write_json({"hash": key}, cfg_path)
+    if workers == 0:  # small inputs: run tasks in this process (no worker start-up per phase)
+        workers = 1 if n_docs < 50_000 and executor == "local" else -1
+    summary = run_standalone(settings, f"{out}/work/input", out, executor=executor, workers=workers)
+    by = ", ".join(f"{k} {v:,}" for k, v in summary["removed_by_reason"].items() if v) or "none"
+    typer.echo(f"{summary['documents']:,} documents: {summary['kept']:,} kept, {summary['removed']:,} removed ({by})")
+    typer.echo(f"report: {out}/dedup_report.json")

@@ -1,0 +1,60 @@
+"""``mathcorpus extract INPUT... --source web|book|code --output DIR``: the extract stage outside a manifest."""
+
+from __future__ import annotations
+
+import typer
+
+from corpus.cli._app import app
+
+
+@app.command()
+def extract(
+    inputs: list[str] = typer.Argument(..., help="Files, folders or globs: .html, .warc(.gz)/.wet, .jsonl/.parquet, "
+                                       ".txt/.md/.tex/.epub, source trees, .ipynb."),
+    source: str = typer.Option(..., "--source", "-s", help="web, book or code (the schema 'source' column)."),
+    output: str = typer.Option(..., "--output", "-o", help="Output folder: OUTPUT/corpus/*.parquet, "
+                              "rejects, run.json."),
+    fmt: str = typer.Option("auto", "--format", "-f", help="auto (by extension), html, warc, html-records, book, "
+                            "code, jsonl or parquet."),
+    html_column: str = typer.Option(None, "--html-column", help="For JSONL/Parquet pages: the column with the HTML "
+                                    "(implies --format html-records)."),
+    tasks: int = typer.Option(1, "--tasks", help="Tasks (output shards)."),
+    executor: str = typer.Option("local", "--executor", "-e", help="local or ray."),
+    timeout: float = typer.Option(20.0, "--timeout", help="Seconds per web page (0: no limit)."),
+    max_page_bytes: int = typer.Option(10_000_000, "--max-page-bytes", help="Larger pages are rejected."),
+    max_tokens: int = typer.Option(3500, "--max-tokens", help="Token budget of one book part."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Show datatrove's task logs."),
+) -> None:
+    """Extract web pages (math kept as LaTeX), books or code into document-schema Parquet under OUTPUT/corpus."""
+    import os
+
+    from corpus.io import expand_paths
+    from corpus.schema import SOURCES
+    from pipelines.executors import EXECUTORS, quiet_logs
+    from pipelines.manifest import parse_manifest
+    from pipelines.runner import run_manifest
+
+    if source not in SOURCES:
+        raise typer.BadParameter(f"expected one of {', '.join(SOURCES)}", param_hint="--source")
+    if executor not in EXECUTORS:
+        raise typer.BadParameter(f"expected one of {', '.join(EXECUTORS)}", param_hint="--executor")
+    for pattern in inputs:
+        expand_paths(pattern)  # one-line error naming a pattern that matches nothing
+    options = {}
+    if html_column:
+        options["html_column"] = html_column
+        fmt = "html-records" if fmt == "auto" else fmt
+    quiet_logs(verbose)
+    manifest = parse_manifest({
+        "name": f"extract-{source}",
+        "output": os.path.abspath(output),
+        "executor": {"kind": executor, "tasks": tasks},
+        "inputs": [{"name": source, "source": source, "paths": [os.path.abspath(p) for p in inputs],
+                    "format": fmt, "options": options}],
+        "stages": [{"stage": "extract", "timeout": timeout, "max_page_bytes": max_page_bytes,
+                    "max_tokens": max_tokens}],
+    })
+    result = run_manifest(manifest, progress=lambda s: typer.echo(s, err=True))
+    stage = result.stages[0]
+    typer.echo(f"extracted {stage['documents_out']} document(s), {stage['rejects']} rejected "
+               f"(see {stage['dir']}/rejects/) -> {result.corpus_dir}  ({result.seconds:.1f}s)")

@@ -1,0 +1,251 @@
+"""One HTML page -> main text in Markdown with its formulas as LaTeX (math pass + trafilatura).
+
+:func:`extract_page` is pure (no I/O): bytes or str in, :class:`Page` out, or :class:`ExtractError` with a
+one-line reason (binary content, too large, timed out, no main text). :func:`decode_html` picks the charset
+from the BOM, the HTTP header, the ``<meta charset>`` declaration, UTF-8, then charset detection.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import re
+import signal
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlparse
+
+from corpus.extract.math import PLACEHOLDER_RE, MathPass, restore, take_formulas
+
+DEFAULT_MAX_BYTES = 10_000_000
+DEFAULT_TIMEOUT = 20.0
+RECALL_BELOW = 0.9  # formula share under which the recall-oriented pass is tried
+TRAFILATURA_OPTIONS: dict[str, Any] = {
+    "output_format": "markdown",
+    "include_tables": True,
+    "include_formatting": True,
+    "include_comments": True,
+    "include_links": False,
+    "include_images": False,
+    "fast": False,
+}
+META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9_:.\-]+)""", re.I)
+DATE_META = ("article:published_time", "og:published_time", "datepublished", "date", "dc.date", "dc.date.issued",
+             "citation_publication_date", "citation_date", "pubdate", "publishdate", "article:modified_time")
+
+
+class ExtractError(Exception):
+    """A page that cannot be extracted; the message is the one-line reason recorded in the rejects."""
+
+
+@dataclass
+class Page:
+    text: str
+    url: str | None = None
+    domain: str | None = None
+    date: str | None = None
+    title: str | None = None
+    formulas: int = 0  # formulas found in the page
+    formulas_kept: int = 0  # ... of which survived the main-text extraction
+    formula_kinds: dict[str, int] = field(default_factory=dict)
+
+    def metadata(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"formulas": self.formulas, "formulas_kept": self.formulas_kept}
+        if self.date:
+            out["date"] = self.date
+        if self.title:
+            out["title"] = self.title
+        if self.formula_kinds:
+            out["formula_kinds"] = self.formula_kinds
+        return out
+
+
+# ---- decoding --------------------------------------------------------------------------------------------
+
+
+def looks_binary(data: bytes) -> bool:
+    head = data[:8192]
+    if b"\x00" in head:
+        return not (head.startswith((b"\xff\xfe", b"\xfe\xff")))  # UTF-16 with BOM is text
+    if not head:
+        return False
+    ctrl = sum(1 for b in head if b < 9 or 13 < b < 32)
+    return ctrl / len(head) > 0.05
+
+
+def _codec(name: str | None) -> str | None:
+    import codecs
+
+    if not name:
+        return None
+    try:
+        return codecs.lookup(name.strip().strip("\"'").lower()).name
+    except LookupError:
+        return None
+
+
+def decode_html(data: bytes | str, header_charset: str | None = None) -> tuple[str, str]:
+    """``(text, encoding)`` for raw page bytes. Raises :class:`ExtractError` for binary content."""
+    if isinstance(data, str):
+        return data, "str"
+    if looks_binary(data):
+        raise ExtractError("binary content (not an HTML page)")
+    for bom, enc in ((b"\xef\xbb\xbf", "utf-8"), (b"\xff\xfe", "utf-16-le"), (b"\xfe\xff", "utf-16-be")):
+        if data.startswith(bom):
+            return data[len(bom):].decode(enc, "replace"), enc
+    candidates = [_codec(header_charset)]
+    m = META_CHARSET.search(data[:4096])
+    candidates.append(_codec(m.group(1).decode("ascii", "ignore")) if m else None)
+    candidates.append("utf-8")
+    for enc in candidates:
+        if not enc:
+            continue
+        if enc in ("iso8859-1", "ascii", "cp1252"):
+            enc = "cp1252"  # what browsers do for latin-1 labels
+        try:
+            return data.decode(enc), enc
+        except (UnicodeDecodeError, LookupError):
+            continue
+    from charset_normalizer import from_bytes
+
+    best = from_bytes(data[:200_000]).best()
+    enc = best.encoding if best is not None else "utf-8"
+    return data.decode(enc, "replace"), enc
+
+
+# ---- time limit ------------------------------------------------------------------------------------------
+
+
+class _Deadline(BaseException):
+    """Raised by the alarm; a BaseException so that libraries' ``except Exception`` cannot swallow it."""
+
+
+@contextlib.contextmanager
+def time_limit(seconds: float | None):
+    """Raise :class:`ExtractError` when the block runs longer than ``seconds`` (main thread only; no-op else)."""
+    if not seconds or seconds <= 0 or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def on_alarm(signum, frame):
+        raise _Deadline
+
+    old = signal.signal(signal.SIGALRM, on_alarm)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    except _Deadline:
+        raise ExtractError(f"timed out after {seconds:g}s") from None
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+
+
+# ---- page metadata ---------------------------------------------------------------------------------------
+
+
+def page_url(tree, fallback: str | None = None) -> str | None:
+    """The page URL: ``fallback`` (WARC header / record field) else ``<link rel=canonical>`` else ``og:url``."""
+    if fallback:
+        return fallback
+    for link in tree.iter("link"):
+        if "canonical" in (link.get("rel") or "").lower().split() and link.get("href"):
+            return link.get("href").strip()
+    for meta in tree.iter("meta"):
+        if (meta.get("property") or meta.get("name") or "").lower() == "og:url" and meta.get("content"):
+            return meta.get("content").strip()
+    return None
+
+
+def domain_of(url: str | None) -> str | None:
+    if not url:
+        return None
+    try:
+        host = urlparse(url if "://" in url else f"http://{url}").hostname
+    except ValueError:
+        return None
+    if not host:
+        return None
+    return host[4:] if host.startswith("www.") else host
+
+
+def page_date(tree) -> str | None:
+    for meta in tree.iter("meta"):
+        key = (meta.get("property") or meta.get("name") or meta.get("itemprop") or "").lower()
+        if key in DATE_META and meta.get("content"):
+            return meta.get("content").strip()[:40]
+    for t in tree.iter("time"):
+        if t.get("datetime"):
+            return t.get("datetime").strip()[:40]
+    return None
+
+
+def page_title(tree) -> str | None:
+    for t in tree.iter("title"):
+        text = " ".join((t.text_content() if hasattr(t, "text_content") else t.text or "").split())
+        return text[:500] or None
+    return None
+
+
+# ---- extraction ------------------------------------------------------------------------------------------
+
+
+def parse_html(html: str):
+    from trafilatura.utils import load_html
+
+    tree = load_html(html)
+    if tree is None:
+        raise ExtractError("not parseable as HTML")
+    return tree
+
+
+def math_text(
+    tree, url: str | None = None, options: dict[str, Any] | None = None, recall_below: float = RECALL_BELOW,
+) -> tuple[str | None, MathPass]:
+    """Math pass + trafilatura on a parsed tree (modified in place): (Markdown text or None, formulas).
+
+    When the main-text pass keeps fewer than ``recall_below`` of the page's formulas (Q&A answers, equation
+    grids), a recall-oriented pass runs on a copy and wins if it keeps more of them.
+    """
+    import trafilatura
+
+    mp = take_formulas(tree)
+    opts = {**TRAFILATURA_OPTIONS, **(options or {})}
+    spare = copy.deepcopy(tree) if mp.formulas and recall_below > 0 else None
+    text = trafilatura.extract(tree, url=url, **opts)
+    if spare is not None:
+        kept = len(set(PLACEHOLDER_RE.findall(text or "")))
+        if kept < recall_below * len(mp.formulas):
+            alt = trafilatura.extract(spare, url=url, **{**opts, "favor_recall": True, "favor_precision": False})
+            if alt and len(set(PLACEHOLDER_RE.findall(alt))) > kept:
+                text = alt
+    return text, mp
+
+
+def extract_page(
+    data: bytes | str,
+    url: str | None = None,
+    *,
+    header_charset: str | None = None,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    timeout: float | None = DEFAULT_TIMEOUT,
+    options: dict[str, Any] | None = None,
+) -> Page:
+    """Extract one page. Raises :class:`ExtractError` (one-line reason) when it yields no document."""
+    size = len(data) if isinstance(data, bytes) else len(data.encode("utf-8", "ignore"))
+    if size == 0 or not (data.strip() if isinstance(data, (bytes, str)) else data):
+        raise ExtractError("empty page")
+    if max_bytes and size > max_bytes:
+        raise ExtractError(f"page too large ({size} bytes > max_page_bytes {max_bytes})")
+    with time_limit(timeout):
+        html, _ = decode_html(data, header_charset)
+        tree = parse_html(html)
+        url = page_url(tree, url)
+        date, title = page_date(tree), page_title(tree)
+        text, mp = math_text(tree, url, options)
+    if not text or not text.strip():
+        raise ExtractError("no main text found")
+    text, kept = restore(text, mp)
+    return Page(text=text.strip(), url=url, domain=domain_of(url), date=date, title=title,
+                formulas=len(mp.formulas), formulas_kept=kept, formula_kinds=mp.counts())

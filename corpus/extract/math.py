@@ -1,0 +1,386 @@
+"""The math-aware DOM pass: every formula in an HTML tree becomes a placeholder word, restored as LaTeX later.
+
+Sources, in the order they are taken (so nothing is counted twice): rendered duplicates are dropped first
+(MathJax v2 previews and output spans, ``.katex-html``), then MathJax ``<script type="math/tex">`` (display
+with ``mode=display``), KaTeX (``annotation encoding="application/x-tex"``), MathJax v3 ``<mjx-container>``
+and Wikipedia ``.mwe-math-element`` (their MathML), ``<math>`` (TeX annotation, else ``alttext``, else a
+MathML -> LaTeX conversion), LaTeX images (``alt`` of latex.php / codecogs / tex.cgi / mimetex / wp-latex /
+``class="latex"``), ``<d-math>``-style custom elements, and finally TeX delimiters in text (``$$..$$``,
+``\\[..\\]``, ``\\(..\\)``, ``$..$``, ``[tex]..[/tex]``, ``\\begin{env}..\\end{env}``; AsciiMath back-ticks on
+pages that load AsciiMath). Each formula is replaced by a placeholder word that an extractor keeps verbatim;
+:func:`restore` turns the placeholders in the extracted text back into ``$...$`` / ``$$...$$``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from urllib.parse import parse_qs, unquote, urlparse
+
+from corpus.extract.mathml import mathml_to_latex
+
+PLACEHOLDER = "ZqMATH{}Zq"
+PLACEHOLDER_RE = re.compile(r"ZqMATH(\d+)Zq")
+
+SKIP_TEXT_IN = {"pre", "code", "script", "style", "textarea", "kbd", "samp", "tt", "noscript", "template", "title",
+                "head"}
+RENDERED_CLASSES = {"MathJax_Preview", "MathJax", "MathJax_Display", "MathJax_SVG", "MathJax_SVG_Display",
+                    "MathJax_CHTML", "katex-html"}
+LATEX_IMG_SRC = re.compile(
+    r"latex\.php|codecogs\.com|tex\.cgi|mimetex|mathtex|/latex\?|latex\.codecogs|chart\.apis\.google\.com/chart\?cht=tx"
+    r"|wp-latex|/math/render/|mathurl|quicklatex|latex2png|texify|/tex/", re.I)
+LATEX_IMG_CLASS = re.compile(r"(^|[\s_-])(latex|tex|math|equation|mwe-math-fallback-image)", re.I)
+TEXLIKE = re.compile(r"[\\^_{}=<>+\-*/|]|^[A-Za-z]$|^[A-Za-z0-9]+'*$")
+CUSTOM_ELEMENTS = ("d-math", "dt-math", "x-math", "tex-math", "latex-math", "math-tex", "ktx", "katex-math")
+
+
+@dataclass
+class Formula:
+    tex: str
+    display: bool
+    kind: str  # mathjax | katex | mathml | mathml-alttext | mathml-converted | img | custom | text | asciimath
+
+    def render(self) -> str:
+        if self.kind == "asciimath":
+            return f"`{self.tex}`"
+        return f"$${self.tex}$$" if self.display else f"${self.tex}$"
+
+
+@dataclass
+class MathPass:
+    """The formulas taken out of one page, in placeholder order."""
+
+    formulas: list[Formula] = field(default_factory=list)
+
+    def add(self, tex: str, display: bool, kind: str) -> str | None:
+        tex = clean_tex(tex)
+        if not tex:
+            return None
+        self.formulas.append(Formula(tex, display, kind))
+        return PLACEHOLDER.format(len(self.formulas) - 1)
+
+    def counts(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for f in self.formulas:
+            out[f.kind] = out.get(f.kind, 0) + 1
+        return out
+
+
+GROUP_MARKERS = re.compile(r"^\s*(\\begingroup|\\endgroup)\s*$")
+
+
+def clean_tex(tex: str) -> str:
+    tex = tex.strip()
+    if GROUP_MARKERS.match(tex):  # Stack Exchange's hidden $\begingroup$ / $\endgroup$ markers
+        return ""
+    if tex.startswith("%") and "\n" in tex:  # MathJax scripts sometimes start with a comment line
+        tex = tex.split("\n", 1)[1].strip()
+    return " ".join(tex.split()) if "\n" not in tex or len(tex) < 400 else tex
+
+
+# ---- tree helpers ----------------------------------------------------------------------------------------
+
+
+def _classes(el) -> list[str]:
+    return (el.get("class") or "").split()
+
+
+def _local(tag) -> str:
+    return tag.rsplit("}", 1)[-1].lower() if isinstance(tag, str) else ""
+
+
+def _replace(el, text: str | None) -> None:
+    """Replace ``el`` by ``text`` (kept with its tail) or remove it when ``text`` is None."""
+    parent = el.getparent()
+    if parent is None:
+        return
+    new = (text or "") + (el.tail or "")
+    prev = el.getprevious()
+    if prev is not None:
+        prev.tail = (prev.tail or "") + new
+    else:
+        parent.text = (parent.text or "") + new
+    parent.remove(el)
+
+
+def _drop(el) -> None:
+    _replace(el, None)
+
+
+def _ancestors_skip(el) -> bool:
+    return any(_local(a.tag) in SKIP_TEXT_IN for a in el.iterancestors())
+
+
+# ---- element sources -------------------------------------------------------------------------------------
+
+
+def _tex_of_math(math_el) -> tuple[str, str]:
+    """(tex, kind) for a ``<math>`` element: TeX annotation, else alttext, else a conversion."""
+    for ann in math_el.iter():
+        if _local(ann.tag) == "annotation" and (ann.get("encoding") or "").lower() in (
+            "application/x-tex", "text/x-tex", "tex", "latex", "application/x-latex",
+        ) and (ann.text or "").strip():
+            return ann.text, "mathml"
+    alt = math_el.get("alttext")
+    if alt and alt.strip():
+        return alt, "mathml-alttext"
+    return mathml_to_latex(math_el), "mathml-converted"
+
+
+def _is_display_math(math_el) -> bool:
+    return math_el.get("display") == "block" or math_el.get("mode") == "display"
+
+
+def _strip_displaystyle(tex: str) -> str:
+    m = re.fullmatch(r"\s*\{\\displaystyle\s*(.*)\}\s*", tex, re.S)
+    return m.group(1) if m else tex
+
+
+def _latex_image(img) -> str | None:
+    src = img.get("src") or img.get("data-src") or img.get("data-lazy-src") or ""
+    alt = (img.get("alt") or "").strip()
+    cls = img.get("class") or ""
+    if LATEX_IMG_SRC.search(src) or LATEX_IMG_CLASS.search(cls):
+        if alt and not alt.lower().startswith(("image", "http", "figure")):
+            return alt
+        query = urlparse(src).query
+        if query:
+            qs = parse_qs(query)
+            for key in ("latex", "tex", "chl", "eq", "formula"):
+                if qs.get(key):
+                    return qs[key][0]
+            if "=" not in query and LATEX_IMG_SRC.search(src):  # codecogs / mimetex: the query is the TeX
+                return unquote(query)
+        title = (img.get("title") or "").strip()
+        if title and LATEX_IMG_SRC.search(src):
+            return title
+    return None
+
+
+def _attached(el, root) -> bool:
+    """Still in the tree (not inside a subtree an earlier replacement removed)."""
+    top = el
+    for top in el.iterancestors():  # noqa: B007
+        pass
+    return top is root
+
+
+_RENDERED_XPATH = "//*[" + " or ".join(f"contains(@class, '{c}')" for c in sorted(RENDERED_CLASSES)) + "]"
+_CANDIDATE_XPATH = (
+    "//script[starts-with(@type, 'math/')] | //*[contains(@class, 'katex') or contains(@class, 'mwe-math-element')]"
+    " | //mjx-container | //math | //img | " + " | ".join(f"//{t}" for t in CUSTOM_ELEMENTS)
+)
+
+
+def _take_elements(root, mp: MathPass) -> None:
+    # Rendered duplicates first (their glyph text would otherwise survive next to the TeX).
+    for el in root.xpath(_RENDERED_XPATH):
+        if not isinstance(el.tag, str) or not _attached(el, root):
+            continue
+        cls = _classes(el)
+        if cls and RENDERED_CLASSES.intersection(cls) and el.getparent() is not None:
+            math_el = None
+            if "katex-html" not in cls and "MathJax_Preview" not in cls and not _has_source_nearby(el):
+                math_el = next((m for m in el.iter() if _local(m.tag) == "math"), None)
+            if math_el is None:
+                _drop(el)  # rendered glyphs: the TeX is in the script / annotation beside them
+            else:  # saved after rendering: the assistive MathML is the only source left
+                tex, kind = _tex_of_math(math_el)
+                display = "MathJax_Display" in cls or _is_display_math(math_el)
+                _replace(el, mp.add(_strip_displaystyle(tex), display, kind))
+    for el in root.xpath(_CANDIDATE_XPATH):
+        if not isinstance(el.tag, str) or el.getparent() is None or not _attached(el, root):
+            continue
+        tag = _local(el.tag)
+        if tag == "script":
+            typ = (el.get("type") or "").lower()
+            if typ.startswith("math/tex") or typ.startswith("math/latex"):
+                _replace(el, mp.add(el.text or "", "mode=display" in typ, "mathjax"))
+            elif typ.startswith("math/asciimath"):
+                _replace(el, mp.add(el.text or "", False, "asciimath"))
+            elif typ.startswith("math/mml"):
+                _replace(el, mp.add(mathml_to_latex(el.text or "<math/>"), "display" in typ, "mathml-converted"))
+            continue
+        cls = _classes(el)
+        if "katex-display" in cls or ("katex" in cls and not _inside_class(el, "katex-display")):
+            tex = next((a.text for a in el.iter() if _local(a.tag) == "annotation"
+                        and (a.get("encoding") or "").lower() == "application/x-tex"), None)
+            if tex:
+                _replace(el, mp.add(tex, "katex-display" in cls, "katex"))
+            continue
+        if tag == "mjx-container" or "mwe-math-element" in cls:
+            math_el = next((m for m in el.iter() if _local(m.tag) == "math"), None)
+            if math_el is not None:
+                tex, kind = _tex_of_math(math_el)
+                display = el.get("display") == "true" or _is_display_math(math_el) or "mwe-math-element-block" in cls
+                _replace(el, mp.add(_strip_displaystyle(tex), display, kind))
+            else:
+                img = next((i for i in el.iter() if _local(i.tag) == "img"), None)
+                if img is not None and (img.get("alt") or "").strip():
+                    _replace(el, mp.add(_strip_displaystyle(img.get("alt")), False, "img"))
+            continue
+        if tag == "math":
+            tex, kind = _tex_of_math(el)
+            _replace(el, mp.add(_strip_displaystyle(tex), _is_display_math(el), kind))
+            continue
+        if tag == "img":
+            tex = _latex_image(el)
+            if tex:
+                display = "display" in (el.get("class") or "") or tex.startswith(r"\displaystyle")
+                _replace(el, mp.add(tex, display, "img"))
+            continue
+        if tag in CUSTOM_ELEMENTS:
+            tex = el.text_content() if hasattr(el, "text_content") else "".join(el.itertext())
+            _replace(el, mp.add(tex, el.get("block") is not None or el.get("display") in ("block", "true"),
+                                "custom"))
+
+
+def _inside_class(el, name: str) -> bool:
+    return any(name in _classes(a) for a in el.iterancestors())
+
+
+def _has_source_nearby(el) -> bool:
+    """MathJax v2 output spans are followed by their ``math/tex`` script (or carry MathML)."""
+    nxt = el.getnext()
+    for _ in range(3):
+        if nxt is None:
+            break
+        if _local(nxt.tag) == "script" and (nxt.get("type") or "").lower().startswith("math/"):
+            return True
+        nxt = nxt.getnext()
+    return False
+
+
+# ---- text delimiters -------------------------------------------------------------------------------------
+
+_ENVS = r"equation|align|gather|multline|eqnarray|displaymath|math|split|cases|matrix|[pbvBV]matrix|array|flalign"
+DELIMS = re.compile(
+    r"(?P<dd>(?<![\\$])\$\$(?P<dd_b>.+?)(?<!\\)\$\$)"
+    r"|(?P<br>\\\[(?P<br_b>.+?)\\\])"
+    r"|(?P<pa>\\\((?P<pa_b>.+?)\\\))"
+    r"|(?P<env>\\begin\{(?P<env_n>(?:" + _ENVS + r")\*?)\}(?P<env_b>.+?)\\end\{(?P=env_n)\})"
+    r"|(?P<bb>\[(?P<bb_t>tex|latex|math|itex|imath)\](?P<bb_b>.+?)\[/(?P=bb_t)\])"
+    r"|(?P<sd>(?<![\\$\w])\$(?P<sd_b>[^\s$](?:[^$\n]|\n(?!\s*\n)){0,2000}?)(?<![\s\\])\$(?![\w$]))",
+    re.S | re.I,
+)
+ASCIIMATH = re.compile(r"`([^`\n]{1,500})`")
+OPENERS = re.compile(r"\$\$|\\\[|\\\(|\\begin\{(?:" + _ENVS + r")\*?\}|\[(?:tex|latex|math|itex|imath)\]", re.I)
+
+
+def _dollar_ok(body: str, page_has_engine: bool, in_math_class: bool) -> bool:
+    if page_has_engine or in_math_class:
+        return True
+    return bool(TEXLIKE.search(body.strip()))
+
+
+def _sub_text(text: str, mp: MathPass, page_has_engine: bool, in_math_class: bool, asciimath: bool) -> str:
+    def repl(m: re.Match) -> str:
+        kind = m.lastgroup
+        if m.group("dd") is not None:
+            return mp.add(m.group("dd_b"), True, "text") or m.group(0)
+        if m.group("br") is not None:
+            return mp.add(m.group("br_b"), True, "text") or m.group(0)
+        if m.group("pa") is not None:
+            return mp.add(m.group("pa_b"), False, "text") or m.group(0)
+        if m.group("env") is not None:
+            return mp.add(m.group("env"), True, "text") or m.group(0)
+        if m.group("bb") is not None:
+            return mp.add(m.group("bb_b"), m.group("bb_t").lower() in ("tex", "latex", "math"), "text") or m.group(0)
+        del kind
+        body = m.group("sd_b")
+        if _dollar_ok(body, page_has_engine, in_math_class):
+            return mp.add(body, False, "text") or m.group(0)
+        return m.group(0)
+
+    out = DELIMS.sub(repl, text) if ("$" in text or "\\" in text or "[" in text) else text
+    if asciimath and "`" in out:
+        out = ASCIIMATH.sub(lambda m: mp.add(m.group(1), False, "asciimath") or m.group(0), out)
+    return out
+
+
+def _unclosed(text: str) -> bool:
+    """True when ``text`` opens a delimited formula it does not close (so it continues after a ``<br>``)."""
+    rest = DELIMS.sub("", text)
+    return bool(OPENERS.search(rest))
+
+
+_HINT = re.compile(r"[$\\\[`]")
+
+
+def _merge_br(root) -> None:
+    """Join text split by ``<br>`` inside a formula (``[tex]a<br>b[/tex]``, ``$$a<br>b$$``)."""
+    for br in list(root.iter("br")):
+        parent = br.getparent()
+        if parent is None:
+            continue
+        prev = br.getprevious()
+        before = (prev.tail if prev is not None else parent.text) or ""
+        if before and _HINT.search(before) and _unclosed(before):
+            _replace(br, "\n")
+
+
+def _take_text(root, mp: MathPass, page_has_engine: bool, asciimath: bool) -> None:
+    _merge_br(root)
+    for el in root.iter():
+        if not isinstance(el.tag, str):
+            continue
+        has_text = bool(el.text and _HINT.search(el.text))
+        has_tail = bool(el.tail and _HINT.search(el.tail))
+        if not (has_text or has_tail):
+            continue
+        tag = _local(el.tag)
+        if has_text and not (tag in SKIP_TEXT_IN or _ancestors_skip(el)):
+            in_math = any("math" in c.lower() or "tex" in c.lower() for c in _classes(el))
+            el.text = _sub_text(el.text, mp, page_has_engine, in_math, asciimath)
+        if has_tail and not _ancestors_skip(el):
+            parent = el.getparent()
+            pin = parent is not None and any("math" in c.lower() for c in _classes(parent))
+            el.tail = _sub_text(el.tail, mp, page_has_engine, pin, asciimath)
+
+
+ENGINE_RE = re.compile(r"mathjax|katex|MathJax\.Hub|texmath|mathml|math/tex|asciimath", re.I)
+
+
+def page_engines(root) -> tuple[bool, bool]:
+    """(loads a TeX engine, loads AsciiMath) from script sources and inline configs."""
+    engine = ascii_ = False
+    for s in root.iter("script", "link"):
+        blob = (s.get("src") or s.get("href") or "") + " " + ((s.text or "")[:4000] if s.tag == "script" else "")
+        if ENGINE_RE.search(blob):
+            engine = True
+        if "asciimath" in blob.lower():
+            ascii_ = True
+    return engine, ascii_
+
+
+def _unhide_math_blocks(root) -> None:
+    """Extractors drop ``<figure>`` wholesale; a figure that holds formulas (an equation block) becomes a div."""
+    for fig in list(root.iter("figure")):
+        if PLACEHOLDER_RE.search("".join(fig.itertext())):
+            fig.tag = "div"
+
+
+def take_formulas(root) -> MathPass:
+    """Replace every formula under ``root`` (an lxml tree, modified in place) by a placeholder word."""
+    mp = MathPass()
+    engine, asciimath = page_engines(root)
+    _take_elements(root, mp)
+    _take_text(root, mp, engine, asciimath)
+    if mp.formulas:
+        _unhide_math_blocks(root)
+    return mp
+
+
+def restore(text: str, mp: MathPass) -> tuple[str, int]:
+    """Put the formulas back into extracted ``text``; returns the text and how many placeholders were found."""
+    found = 0
+
+    def repl(m: re.Match) -> str:
+        nonlocal found
+        i = int(m.group(1))
+        if i >= len(mp.formulas):
+            return m.group(0)
+        found += 1
+        return mp.formulas[i].render()
+
+    return PLACEHOLDER_RE.sub(repl, text), found

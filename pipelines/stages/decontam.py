@@ -1,0 +1,153 @@
+"""``decontam``: remove documents that contain eval items (normalized 13-gram + LCS rule) and ship an audit report.
+
+The index is built once in the driver and saved to ``{stage_dir}/index/``; every worker loads it lazily.
+Kept documents go to ``ctx.kept_dir``, removed ones to ``ctx.removed_dir`` with evidence columns, and the
+finalizer writes ``report.json``, ``report.md`` and ``report.html`` into the stage folder.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import Counter
+
+from datatrove.data import DocumentsPipeline
+from datatrove.pipeline.base import PipelineStep
+
+from corpus.errors import MathcorpusError
+from corpus.io import PARQUET_EXT, expand_paths, open_file, write_json, write_jsonl
+from pipelines.registry import Phase, StageContext, StageSettings, StageSpec
+from pipelines.steps.io import DocSink, ParquetShardReader, RemovedSink
+
+
+class DecontamSettings(StageSettings):
+    """Which eval sets, where they are, and the matching thresholds (see ``decontam.config``)."""
+
+    evalsets: str | list[str] = "pretrain"  # profile, set names, or a list of both
+    evalsets_root: str | None = None  # folder holding the eval-set files
+    registry_path: str | None = None  # default: manifests/evalsets.yaml
+    ngram: int = 13
+    lcs_ratio: float = 0.6
+    min_lcs: int = 13
+    window_slack: float = 0.1
+    min_short_tokens: int = 8
+    allow_hub: bool = False
+
+
+class DecontamFilter(PipelineStep):
+    """Checks each document against the saved index; writes kept, removed (+ evidence) and evidence JSONL."""
+
+    name = "🦠 13-gram + LCS decontamination"
+    type = "🦠 - DECONT"
+
+    def __init__(self, index_path: str, kept_dir: str, removed_dir: str, evidence_dir: str):
+        super().__init__()
+        self.index_path = index_path
+        self.kept_dir, self.removed_dir, self.evidence_dir = kept_dir, removed_dir, evidence_dir
+        self._matcher = None
+
+    def run(self, data: DocumentsPipeline = None, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
+        from decontam.index import NGramIndex
+        from decontam.matcher import Matcher
+        from decontam.run import EVIDENCE_FIELDS, REASON, check_record_texts, evidence_columns
+
+        if self._matcher is None:
+            self._matcher = Matcher(NGramIndex.load(self.index_path))
+        kept = DocSink(f"{self.kept_dir}/{rank:05d}.parquet", write_empty=True)
+        removed = RemovedSink(self.removed_dir, rank, EVIDENCE_FIELDS)
+        evidence: list[str] = []
+        by_source: Counter[str] = Counter()
+        try:
+            for doc in data or ():
+                source = str(doc.metadata.get("source") or "unknown")
+                by_source[source] += 1
+                self.stat_update("documents")
+                with self.track_time():
+                    ev = check_record_texts(self._matcher, [("text", doc.text)])
+                if ev is None:
+                    kept.write_doc(doc)
+                    self.stat_update("kept")
+                    yield doc
+                    continue
+                self.stat_update("removed")
+                self.stat_update(f"removed_{ev['evalset']}")
+                evidence.append(json.dumps({"doc_id": doc.id, "source": source, "url": doc.metadata.get("url"),
+                                            "input": None, **ev}, ensure_ascii=False, sort_keys=True))
+                removed.remove(doc, REASON, **evidence_columns(ev))
+        except BaseException:
+            kept.abort()
+            removed.abort()
+            raise
+        kept.close()
+        removed.close()
+        write_jsonl(evidence, f"{self.evidence_dir}/{rank:05d}.jsonl")
+        write_json(dict(by_source), f"{self.evidence_dir}/{rank:05d}.counts.json")
+
+
+def _config(settings: DecontamSettings):
+    from decontam.config import DecontamConfig
+
+    return DecontamConfig(ngram=settings.ngram, lcs_ratio=settings.lcs_ratio, min_lcs=settings.min_lcs,
+                          window_slack=settings.window_slack, min_short_tokens=settings.min_short_tokens)
+
+
+def build(settings: DecontamSettings, ctx: StageContext) -> list[Phase]:
+    from decontam.evalsets import load_sets
+    from decontam.index import NGramIndex
+
+    if ctx.input_dir is None:
+        raise MathcorpusError("stage 'decontam' needs documents: put it after a stage that produces them (extract)")
+    try:
+        config = _config(settings)
+    except ValueError as e:
+        raise MathcorpusError(f"stage 'decontam': {e}") from e
+    sets = load_sets(settings.evalsets, settings.evalsets_root, settings.registry_path, settings.allow_hub)
+    index = NGramIndex.build(sets, config)
+    index_path = f"{ctx.stage_dir}/index/index.pkl"
+    index.save(index_path)
+    write_json({"evalsets": index.sets, "index": index.summary(), "config": config.to_dict()},
+               f"{ctx.stage_dir}/index/meta.json")
+    step = DecontamFilter(index_path, ctx.kept_dir, ctx.removed_dir, f"{ctx.stage_dir}/evidence")
+    return [Phase("decontam", [ParquetShardReader(ctx.input_dir), step], tasks=ctx.tasks)]
+
+
+def finalize(settings: DecontamSettings, ctx: StageContext) -> dict:
+    import pyarrow.parquet as pq
+
+    from decontam.evalsets import sha256_file
+    from decontam.report import build_report, write_reports
+
+    with open_file(f"{ctx.stage_dir}/index/meta.json", "rt") as fh:
+        meta = json.load(fh)
+    removals, by_source = [], Counter()
+    for rank in range(ctx.tasks):
+        base = f"{ctx.stage_dir}/evidence/{rank:05d}"
+        if not os.path.exists(f"{base}.counts.json"):
+            continue
+        with open_file(f"{base}.counts.json", "rt") as fh:
+            by_source.update(json.load(fh))
+        with open_file(f"{base}.jsonl", "rt") as fh:
+            removals.extend(json.loads(line) for line in fh if line.strip())
+    inputs = []
+    for path in expand_paths(ctx.input_dir, exts=PARQUET_EXT):
+        with open_file(path, "rb") as fh:
+            rows = pq.ParquetFile(fh).metadata.num_rows
+        inputs.append({"path": os.path.relpath(path, ctx.run_dir), "sha256": sha256_file(path), "documents": rows,
+                       "removed": None})
+    report = build_report(config=_config(settings), evalsets=meta["evalsets"], inputs=inputs,
+                          documents_by_source=by_source, removals=removals, index=meta["index"],
+                          extra_config={"mode": "stage", "evalsets_selection": settings.evalsets})
+    write_reports(report, ctx.stage_dir)
+    t = report["totals"]
+    return {"documents": t["documents"], "removed": t["removed"], "kept": t["kept"],
+            "by_evalset": {k: v["documents_matching"] for k, v in t["by_evalset"].items()},
+            "report": f"{ctx.stage_dir}/report.html"}
+
+
+STAGE = StageSpec(
+    name="decontam",
+    settings=DecontamSettings,
+    build=build,
+    finalize=finalize,
+    description="remove documents containing eval items (normalized 13-gram + LCS); audit report json/md/html",
+)

@@ -1,0 +1,175 @@
+"""``dedup``: exact + MinHash near-duplicate removal, verified, clustered by rounds, optionally vs an index.
+
+Phases (all files under ``{stage_dir}/work``; each task's memory is bounded by its shard):
+
+1. ``signatures`` (one task per shard): exact key, shingles, MinHash band keys, sorted per band.
+2. ``buckets`` (one task per band x key range): shared keys -> candidate pairs, routed to the owner shard.
+3. ``verify`` (per shard): real shingle similarity + numbers check -> edges.
+4. ``cluster_NN`` (per shard, ``cluster_rounds`` times, no-ops after convergence): min-label propagation.
+5. ``filter`` (per shard): kept docs -> ``kept/``; removed ones -> ``removed/`` with ``reason``,
+   ``cluster_id``, ``kept_id`` and ``similarity``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from corpus.dedup.params import DedupConfig
+from corpus.dedup.priority import FIELDS, PriorityConfig
+from corpus.io import expand_paths, open_file, write_json
+from pipelines.registry import Phase, StageContext, StageSettings, StageSpec
+from pipelines.steps.dedup import (
+    DedupBuckets,
+    DedupClusterRound,
+    DedupFilter,
+    DedupSignatures,
+    DedupVerify,
+    final_round,
+    round_converged,
+)
+from pipelines.steps.io import ParquetShardReader, ParquetShardWriter
+
+
+class DedupSettings(StageSettings):
+    """Dedup settings (defaults chosen by ``bench/bench_dedup.py``, see docs/benchmarks.md)."""
+
+    shingle_size: int = Field(3, ge=1, description="tokens per shingle")
+    num_perm: int = Field(128, ge=8, le=1024)
+    lsh_threshold: float = Field(0.4, gt=0, lt=1, description="Jaccard the LSH bands are tuned for")
+    bands: int | None = Field(None, ge=1)
+    rows: int | None = Field(None, ge=1)
+    verify_threshold: float = Field(0.5, gt=0, le=1, description="real similarity needed for a duplicate")
+    metric: Literal["jaccard", "containment"] = "jaccard"
+    number_threshold: float = Field(0.5, ge=0, le=1, description="Jaccard of number sets; 0 disables")
+    max_bucket_pairs: int = Field(32, ge=2)
+    seed: int = 42
+    priority: list[str] = Field(default_factory=lambda: ["source", "math_score", "length"])
+    source_rank: list[str] = Field(default_factory=lambda: ["book", "exam", "web", "code", "synthetic", "other"])
+    bucket_partitions: int = Field(1, ge=1, description="key ranges per band (more, smaller bucket tasks)")
+    cluster_rounds: int = Field(8, ge=1, description="maximum label-propagation rounds")
+    tasks: int | None = Field(None, ge=1, description="shards (tasks) per phase; default: the run's tasks")
+    against_index_dir: str | None = None
+    save_index_dir: str | None = None
+
+    @model_validator(mode="after")
+    def _check(self):
+        bad = [f for f in self.priority if f not in FIELDS]
+        if bad:
+            raise ValueError(f"priority: unknown field(s) {bad}; known: {', '.join(FIELDS)}")
+        self.config()
+        return self
+
+    def config(self) -> DedupConfig:
+        return DedupConfig(shingle_size=self.shingle_size, num_perm=self.num_perm, lsh_threshold=self.lsh_threshold,
+                           bands=self.bands, rows=self.rows, verify_threshold=self.verify_threshold,
+                           metric=self.metric, number_threshold=self.number_threshold,
+                           max_bucket_pairs=self.max_bucket_pairs, seed=self.seed)
+
+    def priority_config(self) -> PriorityConfig:
+        return PriorityConfig(order=tuple(self.priority), source_rank=tuple(self.source_rank))
+
+
+def _shards(settings: DedupSettings, ctx: StageContext) -> int:
+    return settings.tasks or ctx.tasks
+
+
+def build(settings: DedupSettings, ctx: StageContext) -> Iterator[Phase]:
+    """The phases, lazily: a cluster round is only built when the previous one still changed labels."""
+    from corpus.dedup.store import check_index_params
+
+    cfg = settings.config()
+    if settings.against_index_dir:
+        check_index_params(settings.against_index_dir, cfg.signature_fields())
+    work, n, index = f"{ctx.stage_dir}/work", _shards(settings, ctx), settings.against_index_dir
+    bands = cfg.band_shape[0] + 1  # + the exact band
+    yield Phase("signatures", [ParquetShardReader(ctx.input_dir),
+                               DedupSignatures(work, cfg, settings.priority_config())], tasks=n)
+    yield Phase("buckets", [DedupBuckets(work, cfg, n, settings.bucket_partitions, index)],
+                tasks=bands * settings.bucket_partitions)
+    yield Phase("verify", [DedupVerify(work, cfg, n, index)], tasks=n)
+    for k in range(settings.cluster_rounds):
+        if k and round_converged(work, k - 1, n):
+            break
+        yield Phase(f"cluster_{k:02d}", [DedupClusterRound(work, k, n, index)], tasks=n)
+    yield Phase("filter", [ParquetShardReader(ctx.input_dir),
+                           DedupFilter(work, ctx.removed_dir, n, settings.cluster_rounds, index),
+                           ParquetShardWriter(ctx.kept_dir)], tasks=n)
+
+
+def _sum_json(folder: str) -> dict:
+    total: dict = {}
+    try:
+        files = expand_paths(folder, exts=(".json",))
+    except Exception:
+        return total
+    for f in files:
+        with open_file(f, "rb") as fh:
+            for k, v in json.load(fh).items():
+                if isinstance(v, list):
+                    total[k] = [a + b for a, b in zip(total.get(k, [0] * len(v)), v, strict=True)]
+                else:
+                    total[k] = total.get(k, 0) + v
+    return total
+
+
+def finalize(settings: DedupSettings, ctx: StageContext) -> dict:
+    """Write ``dedup_report.json`` (and the index when ``save_index_dir`` is set); return its summary."""
+    from corpus.dedup.index import save_index
+
+    cfg, work, n = settings.config(), f"{ctx.stage_dir}/work", _shards(settings, ctx)
+    counts = _sum_json(f"{work}/filter")
+    verify = _sum_json(f"{work}/verify")
+    removed = {k: v for k, v in counts.items() if k.endswith("_duplicate")}
+    report = {
+        "params": cfg.to_dict() | {"priority": settings.priority, "source_rank": settings.source_rank},
+        "documents": counts.get("documents", 0),
+        "kept": counts.get("kept", 0),
+        "removed": sum(removed.values()),
+        "removed_by_reason": removed,
+        "candidate_pairs": verify.get("candidate_pairs", 0),
+        "verified_pairs": verify.get("verified_pairs", 0),
+        "candidate_similarity_hist": verify.get("similarity_hist", []),
+        "cluster_rounds": final_round(work, n, settings.cluster_rounds) + 1,
+        "shards": n,
+        "against_index": settings.against_index_dir,
+    }
+    if settings.save_index_dir:
+        info = save_index(work, n, settings.save_index_dir, cfg.signature_fields(), settings.against_index_dir)
+        report["index_saved"] = {"dir": settings.save_index_dir, "shards": info["shards"],
+                                 "documents": info["alive"]}
+    write_json(report, f"{ctx.stage_dir}/dedup_report.json")
+    return {k: report[k] for k in ("documents", "kept", "removed", "removed_by_reason", "verified_pairs")}
+
+
+def run_standalone(settings: DedupSettings, input_dir: str, out: str, *, executor: str = "local",
+                   workers: int = -1, ray_address: str | None = None) -> dict:
+    """Run the stage outside a manifest: shards of ``input_dir`` -> ``out/kept``, ``out/removed`` and
+    ``out/dedup_report.json`` (work files and logs under ``out/work``). Returns the finalize summary."""
+    from pipelines.executors import make_executor
+    from pipelines.runner import RunError
+
+    tasks = settings.tasks or 1
+    ctx = StageContext(run_dir=out, stage_dir=out, input_dir=input_dir, tasks=tasks, manifest=None)
+    for phase in build(settings, ctx):
+        logging_dir = f"{out}/work/logs/{phase.name}"
+        ex = make_executor(executor, phase.steps, tasks=phase.tasks, workers=workers, logging_dir=logging_dir,
+                           ray_address=ray_address)
+        ex.run()
+        missing = ex.get_incomplete_ranks(range(phase.tasks))
+        if missing:
+            raise RunError(f"dedup phase {phase.name!r}: {len(missing)} task(s) failed (ranks {missing[:10]}); "
+                           f"see {logging_dir}/logs/ . Rerun the same command to resume.")
+    return finalize(settings, ctx)
+
+
+STAGE = StageSpec(
+    name="dedup",
+    settings=DedupSettings,
+    build=build,
+    finalize=finalize,
+    description="exact + MinHash near-duplicate removal (math-safe, verified, distributed clustering, index)",
+)

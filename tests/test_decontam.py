@@ -1,0 +1,210 @@
+"""decontam: eval-set registry, item extraction, the 13-gram + LCS matcher and the audit report (no Ray)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+
+from corpus.normalize import math_tokens, source_token_spans
+from decontam.config import DecontamConfig
+from decontam.evalsets import EvalSetError, EvalSetSpec, load_registry, load_set, load_sets
+from decontam.index import NGramIndex
+from decontam.matcher import Matcher, window_bounds
+from decontam.run import decontaminate_files
+
+HOST = ("Category theory studies objects and morphisms. A functor maps objects to objects and arrows to arrows "
+        "while preserving identities and composition. ") * 3
+
+
+@pytest.fixture(scope="module")
+def evalsets_root(shared_data) -> str:
+    return str(shared_data / "evalsets")
+
+
+@pytest.fixture(scope="module")
+def small_sets(evalsets_root):
+    return load_sets("gsm8k,math500,cmath,olympiadbench,gaokao_math_qa,college_math", evalsets_root)
+
+
+@pytest.fixture(scope="module")
+def index(small_sets):
+    return NGramIndex.build(small_sets)
+
+
+def _part(sets, evalset, item_id, part="question"):
+    for s in sets:
+        for p in s.parts:
+            if (p.evalset, p.item_id, p.part) == (evalset, item_id, part):
+                return p
+    raise KeyError((evalset, item_id, part))
+
+
+# ---- registry ---------------------------------------------------------------------------------------------
+
+
+def test_registry_covers_every_shared_eval_file_and_profiles(evalsets_root):
+    reg = load_registry()
+    registered = {s.path for s in reg.sets.values() if s.root == "evalsets"}
+    on_disk = {str(p.relative_to(evalsets_root)) for p in Path(evalsets_root).glob("*/*.jsonl")}
+    assert on_disk == registered
+    assert [s.name for s in reg.select("pretrain")] == ["gsm8k", "math"]
+    post = {s.name for s in reg.select("posttrain")}
+    assert {"gsm8k", "math", "minerva_math", "gaokao2023en", "olympiadbench", "college_math", "mmlu_stem", "cmath",
+            "cn_middle_school", "aime24", "amc23"} <= post and {"gaokao_math_qa", "gaokao_math_cloze"} <= post
+    every = {s.name for s in reg.select("all")}
+    assert "gsm8k_train" not in every and "demo" not in every and post <= every and len(every) == 19
+    assert [s.name for s in reg.select("pretrain,cmath")] == ["cmath", "gsm8k", "math"]
+    with pytest.raises(EvalSetError, match=r"evalsets\.yaml: unknown eval set or profile 'gsm9k'"):
+        reg.select("gsm9k")
+
+
+def test_bad_registry_and_missing_root_are_one_line_errors(tmp_path, monkeypatch):
+    monkeypatch.delenv("MATHCORPUS_EVALSETS_ROOT", raising=False)
+    bad = tmp_path / "r.yaml"
+    bad.write_text("sets:\n  x: {path: x.jsonl, question: [q], colour: red}\n")
+    with pytest.raises(EvalSetError, match=r"r\.yaml: sets\.x: unknown key\(s\) colour"):
+        load_registry(bad)
+    spec = EvalSetSpec(name="x", path="x/test.jsonl", question=("q",))
+    with pytest.raises(EvalSetError, match="--evalsets-root"):
+        load_set(spec, None)
+    with pytest.raises(EvalSetError, match="file not found"):
+        load_set(spec, str(tmp_path))
+
+
+def test_items_counts_sha256_and_nested_fields(small_sets, evalsets_root):
+    by = {s.spec.name: s for s in small_sets}
+    assert by["gsm8k"].items == 1319 and by["cmath"].items == 600 and by["olympiadbench"].items == 675
+    raw = (Path(evalsets_root) / "gsm8k/test.jsonl").read_bytes()
+    assert by["gsm8k"].sha256 == hashlib.sha256(raw).hexdigest()
+    # GSM8K calculator annotations stripped from the solution
+    ans = _part(small_sets, "gsm8k", "L1", "answer").text
+    assert "<<" not in ans and "16 - 3 - 4 = 9 duck eggs" in ans
+    # option dicts are part of the question (Gaokao multiple choice)
+    rec = json.loads((Path(evalsets_root) / "gaokao_math_qa/test.jsonl").read_text().splitlines()[0])
+    q = _part(small_sets, "gaokao_math_qa", "L1").text
+    assert q.startswith(rec["question"]) and f"D. {rec['options']['D']}" in q
+    # OlympiadBench: one part per alternative solution (list field)
+    olymp = [p for p in by["olympiadbench"].parts if p.item_id == "1614"]
+    assert {"question", "solution[0]", "solution[1]", "solution[2]"} <= {p.part for p in olymp}
+
+
+# ---- matching ---------------------------------------------------------------------------------------------
+
+
+def test_verbatim_reformatted_and_solution_only_are_found(small_sets, index):
+    m = Matcher(index)
+    q = _part(small_sets, "math500", "test/precalculus/807.json").text
+    assert m.find(f"{HOST}\n\n{q}\n\n{HOST}")[0].item_id == "test/precalculus/807.json"
+    # spacing, case, TeX delimiters, punctuation
+    reformatted = q.replace("$(0,3)$", r"\( ( 0 , 3 ) \)").replace("  ", " ").upper().replace(r"\PI", r"\pi")
+    found = m.find(f"{HOST}\n{reformatted}\n{HOST}")
+    assert found and found[0].item_id == "test/precalculus/807.json" and found[0].lcs_ratio >= 0.9
+    sol = _part(small_sets, "gsm8k", "L2", "answer").text
+    best = m.find(HOST + sol + HOST)[0]
+    assert (best.evalset, best.part) == ("gsm8k", "answer")
+
+
+def test_chinese_full_width_item_is_found(small_sets, index):
+    q = _part(small_sets, "cmath", "L1").text  # 芳芳买了一本书有99页，看了90页，...
+    wide = q.replace("99", "９９").replace("90", "９０").replace("？", "?")
+    found = Matcher(index).find("这是一段关于数学教育的文字。" + wide + "其他内容与题目无关。")
+    assert found and found[0].evalset == "cmath" and found[0].item_id == "L1"
+
+
+def test_hard_negative_shares_a_13gram_but_not_the_item(small_sets, index):
+    q = _part(small_sets, "gsm8k", "L1").text
+    assert len(math_tokens(q)) >= 40
+    thirteen = " ".join(q.split()[:14])
+    doc = f"{HOST}\n{thirteen}\n{HOST}"
+    assert Matcher(index).find(doc) == []
+    ngram_only = Matcher(NGramIndex.build(small_sets, DecontamConfig(lcs_ratio=0.0, min_lcs=0)))
+    assert ngram_only.find(doc)[0].item_id == "L1"
+
+
+def test_lcs_is_on_the_aligned_window_not_the_whole_document(small_sets, index):
+    q = _part(small_sets, "gsm8k", "L1").text
+    words = q.split()
+    # a long page: the item's first 14 words, then (far away) all of its words scattered in order
+    scattered = " ".join(f"{w} {HOST}" for w in words[14:])
+    doc = " ".join(words[:14]) + " " + HOST * 5 + scattered
+    assert Matcher(index).find(doc) == []
+    assert window_bounds(anchor=95, n_item=40, slack=4, n_doc=100) == (52, 100)  # shifted at the end
+    assert window_bounds(anchor=-3, n_item=40, slack=4, n_doc=100) == (0, 48)
+    assert window_bounds(anchor=0, n_item=40, slack=4, n_doc=20) == (0, 20)  # document shorter than item
+
+
+def test_short_parts_rule(tmp_path):
+    f = tmp_path / "s.jsonl"
+    f.write_text(json.dumps({"id": "a", "q": "Simplify: $-10-4(n-5)$", "ans": "$10-4 n$"}) + "\n")
+    spec = EvalSetSpec(name="s", path=str(f), question=("q",), answer=("ans",), id="id")
+    idx = NGramIndex.build([load_set(spec)])
+    assert idx.sets[0]["parts_short_exact"] == 1 and idx.sets[0]["parts_skipped_short"] == 1
+    m = Matcher(idx)
+    hit = m.find("Exercise 3. SIMPLIFY -10 - 4 ( n - 5 ). Then check your work.")
+    assert hit and hit[0].rule == "short_exact" and hit[0].lcs_ratio == 1.0
+    assert m.find("Simplify: $-10-4(n-6)$") == []  # one token differs: no exact match
+
+
+def test_source_token_spans_align_with_math_tokens():
+    text = r"Let $f(x)=\left(x^2+3x\right)$. ＡＢ１２ Straße 芳芳买了９０页"
+    spans = source_token_spans(text)
+    assert spans is not None and len(spans) == len(math_tokens(text))
+    assert [text[a:b] for a, b in spans][:4] == ["Let", "f", "x", "="] and text[slice(*spans[-2])] == "９０"
+
+
+# ---- run + report -----------------------------------------------------------------------------------------
+
+
+def _inputs(tmp_path, small_sets) -> Path:
+    q = _part(small_sets, "gsm8k", "L3").text
+    rows = [{"id": "clean-1", "text": HOST, "source": "web"},
+            {"id": "dirty-1", "text": HOST + q + HOST, "source": "book", "url": "https://example.org/p"},
+            {"id": "clean-2", "text": "x^2 + 3x = 10 " * 20, "source": "HoTT/book@578b85:basics.tex"}]
+    p = tmp_path / "docs.jsonl"
+    p.write_text("\n".join(json.dumps(r) for r in rows) + "\n{broken\n")
+    return p
+
+
+def test_report_is_complete_and_byte_identical(tmp_path, small_sets, index):
+    src = _inputs(tmp_path, small_sets)
+    r1 = decontaminate_files([str(src)], small_sets, index, str(tmp_path / "a"))
+    decontaminate_files([str(src)], small_sets, index, str(tmp_path / "b"))
+    for name in ("report.json", "report.md", "report.html"):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
+    t = r1["totals"]
+    assert (t["documents"], t["removed"], t["kept"]) == (3, 1, 2) and r1["config"]["rejects"] == 1
+    assert r1["inputs"][0]["sha256"] == hashlib.sha256(src.read_bytes()).hexdigest()
+    assert t["by_source"]["book"] == {"documents": 1, "removed": 1}
+    rem = r1["removals"][0]
+    assert (rem["doc_id"], rem["evalset"], rem["item_id"], rem["url"]) == ("dirty-1", "gsm8k", "L3",
+                                                                            "https://example.org/p")
+    assert len(rem["matched_ngram"].split()) == 13 and rem["lcs_ratio"] == 1.0
+    a, b = rem["highlights"][0]
+    assert rem["snippet"][a:b].startswith(_part(small_sets, "gsm8k", "L3").text[:20])
+    assert r1["items_found"] == [{"evalset": "gsm8k", "item_id": "L3", "documents": 1}]
+    html = (tmp_path / "a" / "report.html").read_text()
+    assert "<mark>" in html and "<link" not in html and "<script" not in html and "src=" not in html
+    import pyarrow.parquet as pq
+
+    removed = pq.read_table(next((tmp_path / "a" / "removed").glob("*.parquet")))
+    assert removed.column("evalset").to_pylist() == ["gsm8k"] and removed.column("reason").to_pylist() == [
+        "decontam"]
+    kept = pq.read_table(next((tmp_path / "a" / "kept").glob("*.parquet")))
+    assert sorted(kept.column("id").to_pylist()) == ["clean-1", "clean-2"]
+    assert (tmp_path / "a" / "rejects.jsonl").read_text().count("\n") == 1
+
+
+def test_columns_mode_checks_qa_records(tmp_path, small_sets, index):
+    q = _part(small_sets, "cmath", "L5").text
+    src = tmp_path / "sft.jsonl"
+    src.write_text(json.dumps({"id": 1, "question": q, "answer": "42"}) + "\n"
+                   + json.dumps({"id": 2, "question": "What is 2+2?", "answer": "4"}) + "\n")
+    r = decontaminate_files([str(src)], small_sets, index, str(tmp_path / "o"), columns=["question", "answer"])
+    assert r["totals"]["removed"] == 1 and r["removals"][0]["column"] == "question"
+    kept = [json.loads(x) for x in next((tmp_path / "o" / "kept").glob("*.jsonl")).read_text().splitlines()]
+    removed = [json.loads(x) for x in next((tmp_path / "o" / "removed").glob("*.jsonl")).read_text().splitlines()]
+    assert kept == [{"id": 2, "question": "What is 2+2?", "answer": "4"}]
+    assert removed[0]["decontam"]["evalset"] == "cmath" and removed[0]["question"] == q

@@ -1,0 +1,260 @@
+"""Extraction: the math pass, MathML conversion, bad web input, books, code, and the stage end to end."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import shutil
+
+import pytest
+
+from corpus.extract.books import clean_tex, estimate_tokens, read_book, split_text
+from corpus.extract.code import read_code_file
+from corpus.extract.html import ExtractError, decode_html, extract_page
+from corpus.extract.mathml import mathml_to_latex
+from corpus.extract.web import read_html_file, read_warc
+from corpus.formats import FileContext
+from corpus.io import Reject, read_table
+
+PROSE = " ".join(["This paragraph explains the result in plain words so that the extractor sees real prose."] * 3)
+
+
+def page(body: str, head: str = "") -> str:
+    return (f"<html><head><title>T</title>{head}</head><body><article><h1>Heading</h1><p>{PROSE}</p>{body}"
+            f"<p>{PROSE}</p></article></body></html>")
+
+
+def ctx(source: str = "web", relpath: str = "p.html", **options) -> FileContext:
+    return FileContext("in", source, relpath, options)
+
+
+# ---- math pass ---------------------------------------------------------------------------------------------
+
+
+def test_mathjax_scripts_katex_mathml_images_and_custom_elements_become_latex():
+    body = (
+        '<p>Inline <span class="MathJax_Preview">x</span><span class="MathJax">GLYPHS</span>'
+        '<script type="math/tex">a^2+b^2=c^2</script> and display:</p>'
+        '<p><script type="math/tex; mode=display">\\int_0^1 x\\,dx</script></p>'
+        '<p>KaTeX <span class="katex"><span class="katex-mathml"><math><semantics><mi>y</mi>'
+        '<annotation encoding="application/x-tex">y=\\frac{1}{2}</annotation></semantics></math></span>'
+        '<span class="katex-html">y=12RENDERED</span></span> here.</p>'
+        '<p>MathML alt <math alttext="\\sqrt{2}"><msqrt><mn>2</mn></msqrt></math> and plain '
+        '<math><mfrac><mi>p</mi><mi>q</mi></mfrac></math> and an image '
+        '<img src="https://latex.codecogs.com/png.latex?e^{i\\pi}" alt="e^{i\\pi}+1=0"> and '
+        '<d-math>\\theta_t</d-math> done.</p>'
+    )
+    p = extract_page(page(body), url="https://www.example.org/a")
+    for tex in ("$a^2+b^2=c^2$", "$$\\int_0^1 x\\,dx$$", "$y=\\frac{1}{2}$", "$\\sqrt{2}$", "$\\frac{p}{q}$",
+                "$e^{i\\pi}+1=0$", "$\\theta_t$"):
+        assert tex in p.text, tex
+    assert "GLYPHS" not in p.text and "RENDERED" not in p.text
+    assert p.formulas == p.formulas_kept == 7
+    assert p.domain == "example.org"
+
+
+def test_text_delimiters_are_kept_but_currency_and_code_are_not_math():
+    body = ("<p>Euler: \\(e^{i\\pi}=-1\\) and $$\\sum_n 1/n^2 = \\pi^2/6$$ and $x_1$.</p>"
+            "<p>It costs $5 and $10 in total, which is cheap for a good book on the matter.</p>"
+            "<pre><code>echo $HOME $PATH</code></pre>")
+    p = extract_page(page(body))
+    assert "$e^{i\\pi}=-1$" in p.text and "$$\\sum_n 1/n^2 = \\pi^2/6$$" in p.text and "$x_1$" in p.text
+    assert "$5 and $10" in p.text
+    assert "echo $HOME $PATH" in p.text
+    assert p.formulas == 3
+
+
+def test_tables_and_code_blocks_survive_as_markdown():
+    body = ("<table><tr><th>n</th><th>square</th></tr><tr><td>3</td><td>9</td></tr></table>"
+            "<pre><code>def f(x):\n    return x * x</code></pre>")
+    p = extract_page(page(body))
+    assert "| n | square |" in p.text.replace("  ", " ")
+    assert "def f(x):\n    return x * x" in p.text
+
+
+def test_canonical_link_gives_url_and_domain():
+    p = extract_page(page("", head='<link rel="canonical" href="https://math.example.com/q/1">'))
+    assert p.url == "https://math.example.com/q/1" and p.domain == "math.example.com"
+
+
+@pytest.mark.parametrize("xml,tex", [
+    ("<math><msup><mi>x</mi><mn>2</mn></msup></math>", "x^2"),
+    ("<math><msubsup><mi>a</mi><mi>i</mi><mn>2</mn></msubsup></math>", "a_i^2"),
+    ("<math><mroot><mi>x</mi><mn>3</mn></mroot></math>", "\\sqrt[3]{x}"),
+    ("<math><mover><mi>v</mi><mo>\u2192</mo></mover></math>", "\\vec{v}"),
+    ("<math><mrow><mi>\u03b1</mi><mo>\u2264</mo><mi>\u03b2</mi></mrow></math>", "\\alpha \\leq \\beta"),
+    ("<math><mtable><mtr><mtd><mn>1</mn></mtd><mtd><mn>0</mn></mtd></mtr></mtable></math>",
+     "\\begin{matrix}1 & 0\\end{matrix}"),
+])
+def test_mathml_to_latex(xml, tex):
+    assert mathml_to_latex(xml).replace(" ", "") == tex.replace(" ", "")
+
+
+# ---- bad web input -----------------------------------------------------------------------------------------
+
+
+def test_bad_pages_are_rejected_with_a_reason(tmp_path):
+    cases = {
+        "empty.html": b"",
+        "binary.html": bytes(range(256)) * 40,
+        "huge.html": b"<html><body><p>" + b"x " * 11_000_000 + b"</p></body></html>",
+    }
+    for name, data in cases.items():
+        (tmp_path / name).write_bytes(data)
+    reasons = {}
+    for name in cases:
+        out = list(read_html_file(str(tmp_path / name), ctx(relpath=name, max_page_bytes=20_000_000)))
+        assert len(out) == 1 and isinstance(out[0], Reject), name
+        reasons[name] = out[0].error
+    assert "empty" in reasons["empty.html"]
+    assert "binary" in reasons["binary.html"]
+    assert "too large" in reasons["huge.html"]
+
+
+def test_truncated_html_and_other_encodings_are_extracted(tmp_path):
+    truncated = page("<p>Cut here: \\(x^2\\) and more words follow in this sentence")[:-60]
+    (tmp_path / "cut.html").write_text(truncated)
+    rows = list(read_html_file(str(tmp_path / "cut.html"), ctx(relpath="cut.html")))
+    assert not isinstance(rows[0], Reject) and "$x^2$" in rows[0]["text"]
+    cyr = page("<p>Теорема Пифагора: квадрат гипотенузы равен сумме квадратов катетов, " * 3 + "</p>",
+               head='<meta charset="windows-1251">')
+    text, enc = decode_html(cyr.encode("cp1251"))
+    assert enc == "cp1251" and "Теорема Пифагора" in text
+    (tmp_path / "ru.html").write_bytes(cyr.encode("cp1251"))
+    rows = list(read_html_file(str(tmp_path / "ru.html"), ctx(relpath="ru.html")))
+    assert "квадрат гипотенузы" in rows[0]["text"]
+
+
+def test_timeout_is_a_reject_reason():
+    big = page("".join(f"<p>{PROSE} \\(x_{{{i}}}\\)</p>" for i in range(3000)))
+    with pytest.raises(ExtractError, match="timed out"):
+        extract_page(big, timeout=0.01)
+
+
+def test_truncated_warc_is_counted_and_the_rest_is_read(shared_data):
+    rows = list(read_warc(str(shared_data / "warc" / "resiliparse__clipped.warc.gz"), ctx(relpath="c.warc.gz")))
+    assert any(isinstance(r, Reject) and ("corrupt" in r.error or "truncated" in r.error) for r in rows)
+    good = [r for r in read_warc(str(shared_data / "warc" / "dolma__science-0.warc.gz"), ctx(relpath="s.warc.gz"))
+            if not isinstance(r, Reject)]
+    math_page = next(r for r in good if r["url"].endswith("math.html"))
+    assert "$E = mc^2$" in math_page["text"] and math_page["id"].startswith("urn:uuid:")
+    assert math_page["domain"] == "localhost" and math_page["crawl_date"]
+
+
+# ---- books -------------------------------------------------------------------------------------------------
+
+
+def test_tex_cleaning_drops_comments_and_preamble_keeps_math():
+    src = ("\\documentclass{article}\n\\usepackage{amsmath} % packages\n\\begin{document}\n"
+           "\\section{Intro}\nWe have $a+b$ % a comment\nand 50\\% of it.\n\\[ x^2 \\]\n\\end{document}\ntrailing")
+    out = clean_tex(src)
+    assert "documentclass" not in out and "comment" not in out and "trailing" not in out
+    assert "$a+b$" in out and "50\\%" in out and "\\[ x^2 \\]" in out
+
+
+def test_long_books_split_under_the_token_budget_at_boundaries(tmp_path):
+    sections = [f"# Chapter {i}\n\n" + "\n\n".join(f"Paragraph {i}.{j}: {PROSE}" for j in range(30))
+                for i in range(4)]
+    (tmp_path / "book.md").write_text("\n\n".join(sections))
+    rows = list(read_book(str(tmp_path / "book.md"), ctx("book", "book.md", max_tokens=800)))
+    assert len(rows) > 4 and all(estimate_tokens(r["text"]) <= 800 for r in rows)
+    assert [r["id"] for r in rows] == [f"in/book.md#{i}" for i in range(len(rows))]
+    assert all(r["text"].startswith(("# Chapter", "Paragraph")) for r in rows)  # cut at paragraph starts
+    joined = "\n\n".join(r["text"] for r in rows)
+    assert all(f"Paragraph {i}.29" in joined for i in range(4))
+    assert split_text("short", 800) == [("short", None)]
+
+
+# ---- code --------------------------------------------------------------------------------------------------
+
+
+def test_code_tree_skips_vendored_generated_and_binary_and_reads_notebooks(tmp_path):
+    files = {
+        "src/solve.py": "def solve(n):\n    return n * (n + 1) // 2\n",
+        "proofs/Nat.lean": "theorem add_zero (n : Nat) : n + 0 = n := rfl\n",
+        "node_modules/x/index.js": "module.exports = 1\n",
+        "api_pb2.py": "# Generated by the protocol buffer compiler.  DO NOT EDIT!\nx = 1\n",
+        "gen.py": "# This file is automatically generated. Do not edit.\nx = 1\n",
+    }
+    for rel, text in files.items():
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text(text)
+    (tmp_path / "blob.c").write_bytes(b"\x00\x01\x02binary")
+    nb = {"cells": [{"cell_type": "markdown", "source": ["# Title\n", "Some $x$ math"]},
+                    {"cell_type": "code", "source": "print(1)", "outputs": [{"text": "OUTPUT-1"}]}],
+          "metadata": {"kernelspec": {"language": "python"}}}
+    (tmp_path / "nb.ipynb").write_text(json.dumps(nb))
+    results = {}
+    for rel in [*files, "blob.c", "nb.ipynb"]:
+        out = list(read_code_file(str(tmp_path / rel), ctx("code", rel)))
+        results[rel] = out[0]
+    assert results["src/solve.py"]["language"] == "python" and results["src/solve.py"]["path"] == "src/solve.py"
+    assert results["proofs/Nat.lean"]["language"] == "lean"
+    for rel in ("node_modules/x/index.js", "api_pb2.py", "gen.py", "blob.c"):
+        assert isinstance(results[rel], Reject), rel
+    assert "vendored" in results["node_modules/x/index.js"].error
+    nb_text = results["nb.ipynb"]["text"]
+    assert "```python\nprint(1)\n```" in nb_text and "Some $x$ math" in nb_text and "OUTPUT-1" not in nb_text
+
+
+# ---- the stage end to end ----------------------------------------------------------------------------------
+
+
+def test_extract_stage_end_to_end(tmp_path, shared_data):
+    from pipelines.manifest import load_manifest
+    from pipelines.runner import run_manifest
+
+    web = tmp_path / "web"
+    web.mkdir()
+    (web / "a.html").write_text(page("<p>Formula \\(a^2\\)</p>", head='<link rel="canonical" href="https://x.org/a">'))
+    (web / "empty.html").write_bytes(b"")
+    shutil.copy(shared_data / "warc" / "dolma__science-0.warc.gz", web)
+    shutil.copy(shared_data / "warc" / "resiliparse__clipped.warc.gz", web)
+    with gzip.open(web / "pages.jsonl.gz", "wt") as fh:
+        fh.write(json.dumps({"id": "rec-1", "html": page("<p>$$x=1$$</p>"), "url": "https://y.org/r"}) + "\n")
+    (tmp_path / "book.tex").write_text("\\begin{document}\n\\section{A}\n" + PROSE + " $e^x$\n\\end{document}")
+    code = tmp_path / "code"
+    (code / "vendor").mkdir(parents=True)
+    (code / "m.py").write_text("x = 1\n")
+    (code / "vendor" / "v.py").write_text("y = 2\n")
+    (tmp_path / "m.yaml").write_text(f"""
+name: t
+output: {tmp_path}/run
+executor: {{kind: local, tasks: 2}}
+inputs:
+  - {{name: web, source: web, paths: [web/*.html, web/*.warc.gz]}}
+  - {{name: recs, source: web, paths: [web/pages.jsonl.gz], format: html-records, options: {{html_column: html}}}}
+  - {{name: books, source: book, paths: [book.tex]}}
+  - {{name: code, source: code, paths: [code]}}
+stages:
+  - stage: extract
+    timeout: 10
+    max_tokens: 1000
+""")
+    result = run_manifest(load_manifest(tmp_path / "m.yaml"), executor="local", progress=lambda s: None)
+    rows = read_table(result.corpus_dir).to_pylist()
+    by_id = {r["id"]: r for r in rows}
+    assert by_id["web/a.html"]["url"] == "https://x.org/a" and "$a^2$" in by_id["web/a.html"]["text"]
+    assert by_id["rec-1"]["domain"] == "y.org" and "$$x=1$$" in by_id["rec-1"]["text"]
+    assert by_id["books/book.tex#0"]["source"] == "book" and "$e^x$" in by_id["books/book.tex#0"]["text"]
+    assert json.loads(by_id["code/m.py"]["metadata"])["language"] == "python"
+    assert "code/vendor/v.py" not in by_id
+    assert any(r["source"] == "web" and (r["url"] or "").endswith("math.html") for r in rows)
+    stage = result.stages[0]
+    assert stage["rejects"] == 3  # empty page, clipped archive, vendored file
+    stats = json.loads((tmp_path / "run/stages/00_extract/logs/extract/stats.json").read_text())
+    counters = {k for s in stats for k in s["stats"]}
+    assert {"rejected_empty", "rejected_corrupt_archive", "rejected_skipped_vendored"} <= counters
+
+
+def test_cli_extract_books(tmp_path):
+    from typer.testing import CliRunner
+
+    from corpus.cli import app
+
+    (tmp_path / "notes.txt").write_text("Chapter 1\n\n" + PROSE)
+    res = CliRunner().invoke(app, ["extract", str(tmp_path / "notes.txt"), "--source", "book",
+                                   "--output", str(tmp_path / "out")])
+    assert res.exit_code == 0, res.output
+    rows = read_table(str(tmp_path / "out" / "corpus")).to_pylist()
+    assert len(rows) == 1 and rows[0]["source"] == "book" and rows[0]["id"] == "book/notes.txt#0"
