@@ -242,10 +242,16 @@ def evalset_benchmark(work: str, workers: int) -> dict:
     exact = len(docs) - len({" ".join(t.split()) for _, t in docs})
     print(f"\n## distinct problems merged: GSM8K train + MATH train.partial ({len(docs):,} problems, "
           f"{exact} exact repeats by whitespace-normalized text)\n")
-    print("| system | removed | share |\n|---|---|---|")
+    sizes = {p: sum(i.startswith(p) for i, _ in docs) for p in ("gsm8k/", "math/")}
+    print("| system | GSM8K train removed | MATH train removed | all | share |\n|---|---|---|---|---|")
+    out = {}
     for s, r in res.items():
-        print(f"| {s} | {r['removed']} | {r['removed'] / len(docs):.3%} |")
-    return {s: {"removed": r["removed"], "docs": len(docs)} for s, r in res.items()}
+        removed = [k for k, v in r["cluster"].items() if k != v]
+        per = {p: sum(k.startswith(p) for k in removed) for p in sizes}
+        print(f"| {s} | {per['gsm8k/']} / {sizes['gsm8k/']:,} | {per['math/']} / {sizes['math/']:,} | "
+              f"{len(removed)} / {len(docs):,} | {len(removed) / len(docs):.3%} |")
+        out[s] = {"removed": len(removed), "docs": len(docs), **per}
+    return out
 
 
 def speed_benchmark(work: str, sizes: list[int], workers: int) -> dict:

@@ -84,18 +84,39 @@ _HTML_LANG = re.compile(rb"<html[^>]*\slang=[\"']?([a-zA-Z]{2})", re.IGNORECASE)
 def web_docs(shared: Path, label: str, limit: int | None = None,
              whole_page: bool = False) -> list[tuple[str, str | None]]:
     """(text, declared html lang) of the pages of ``label`` after plain trafilatura extraction (main content),
-    or, with ``whole_page``, all the page's text (``trafilatura.html2txt``: menus, footers, boilerplate kept)."""
+    or, with ``whole_page``, all the page's text like a Common Crawl WET record (menus, footers kept)."""
     import trafilatura
 
     out = []
     for path in sorted((shared / "web" / label).glob("*.html"))[:limit]:
         html = path.read_bytes()
         page = html.decode("utf-8", errors="replace")
-        text = (trafilatura.html2txt(page) if whole_page else trafilatura.extract(page, include_comments=False)) or ""
+        text = (_page_text(html) if whole_page else trafilatura.extract(page, include_comments=False)) or ""
         m = _HTML_LANG.search(html[:5000])
         if text.strip():
             out.append((text, m.group(1).decode().lower() if m else None))
     return out
+
+
+_BLOCKS = ("p", "div", "li", "tr", "td", "th", "h1", "h2", "h3", "h4", "h5", "h6", "br", "section", "article",
+           "header", "footer", "nav", "aside", "ul", "ol", "table", "form", "blockquote", "pre", "dt", "dd", "a")
+
+
+def _page_text(page: bytes) -> str:
+    """All visible text of a page, one line per block element (what a WET record holds)."""
+    import lxml.html
+
+    text = re.sub(r"^\s*<\?xml[^>]*>", "", page.decode("utf-8", errors="replace"))  # lxml: no str + decl
+    try:
+        root = lxml.html.fromstring(text)
+    except Exception:
+        return ""
+    for bad in root.xpath("//script|//style|//noscript|//template"):
+        bad.drop_tree()
+    for el in root.iter(*_BLOCKS):
+        el.tail = "\n" + (el.tail or "")
+    lines = (" ".join(line.split()) for line in root.text_content().splitlines())
+    return "\n".join(line for line in lines if line)
 
 
 # ---- 1. language ID --------------------------------------------------------------------------------------
@@ -113,10 +134,6 @@ def bench_langid(shared: Path, limit: int | None, web_math, web_general) -> list
     ]
     for name, (lang, docs) in evalset_docs(shared, limit).items():
         groups.append((f"eval {name}", lang, docs))
-    t0 = time.perf_counter()
-    res = [lid.identify(t) for t, _ in web_math]
-    _row(rows, total, "web math (trafilatura), <html lang> or en", "declared", [r.lang for r in res],
-         [lang or "en" for _, lang in web_math], time.perf_counter() - t0)
     declared = [(t, lang) for t, lang in web_general if lang]
     rows = ["| texts | gold | docs | correct | und (kept) | wrong language | docs/s |", "|---|---|---|---|---|---|---|"]
     total = Counter()
@@ -126,11 +143,40 @@ def bench_langid(shared: Path, limit: int | None, web_math, web_general) -> list
         dt = time.perf_counter() - t0
         _row(rows, total, name, gold, [r.lang for r in res], [gold] * len(res), dt)
     t0 = time.perf_counter()
+    res = [lid.identify(t) for t, _ in web_math]
+    _row(rows, total, "web math (trafilatura), <html lang> or en", "declared", [r.lang for r in res],
+         [lang or "en" for _, lang in web_math], time.perf_counter() - t0)
+    t0 = time.perf_counter()
     res = [lid.identify(t) for t, _ in declared]
     _row(rows, total, "web general (trafilatura), <html lang>", "declared", [r.lang for r in res],
          [lang for _, lang in declared], time.perf_counter() - t0)
     n = total["n"]
     rows.append(f"| **all** | | {n} | {total['ok'] / n:.2%} | {total['und'] / n:.2%} | {total['bad'] / n:.2%} | |")
+    # Throughput peer: plain py3langid on the raw text (datatrove's LanguageFilter downloads its model at run
+    # time, so it cannot run offline). Same documents, same process.
+    import py3langid
+
+    docs = [d for _, _, ds in groups for d in ds] + [t for t, _ in web_math] + [t for t, _ in declared]
+    t0 = time.perf_counter()
+    plain = [py3langid.classify(d)[0] for d in docs]
+    t_plain = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    ours = [lid.identify(d).lang for d in docs]
+    t_ours = time.perf_counter() - t0
+    gold = [g for _, g, ds in groups for _ in ds] + [lang or "en" for _, lang in web_math]
+    gold += [lang for _, lang in declared]
+    def rates(got):
+        ok = sum(o == g for o, g in zip(got, gold, strict=True)) / len(gold)
+        und = sum(o == "und" for o in got) / len(gold)
+        return f"{ok:.2%} | {und:.2%} | {1 - ok - und:.2%}"
+
+    rows.append("")
+    rows.append("| LID on the same documents | correct | und (kept) | wrong language (removed by a gate) | docs/s | "
+                "ours / peer |\n|---|---|---|---|---|---|")
+    rows.append(f"| ours (formulas stripped, head+middle 6k chars, en/zh by Han share) | {rates(ours)} | "
+                f"{len(docs) / t_ours:,.0f} | 1.00 |")
+    rows.append(f"| plain py3langid.classify on the raw text | {rates(plain)} | {len(docs) / t_plain:,.0f} | "
+                f"{t_plain / t_ours:.2f}x |")
     return rows
 
 
@@ -167,18 +213,33 @@ def _peer_removed(flt, docs: list[str]) -> tuple[int, float]:
     return removed, time.perf_counter() - t0
 
 
-def bench_removal(groups: dict[str, list[str]], kind: str) -> tuple[list[str], Counter, dict[str, float]]:
-    from corpus.filters.heuristics import check_text
+def bench_removal(groups: dict[str, list[str]], kind: str, strip_lines: bool = False
+                  ) -> tuple[list[str], Counter, dict[str, float]]:
+    """Our heuristics (given each document's detected ``lang``, as the filter stage does) vs the peers.
+    ``strip_lines``: ours runs with ``boilerplate.strip_lines`` (boilerplate/navigation lines removed first)."""
+    from corpus.filters.heuristics import BoilerplateConfig, HeuristicsConfig, check_text, strip_boilerplate_lines
+    from corpus.filters.textstats import TextStats
+    from corpus.filters.tiers import quality_tier
+    from corpus.langid import LanguageIdentifier
 
+    lid = LanguageIdentifier()
     peers = _datatrove_filters()
-    rows = [f"| {kind} documents | docs | ours: removed | ours: top reasons | C4QualityFilter | GopherQuality | "
-            "GopherRepetition |", "|---|---|---|---|---|---|---|"]
+    rows = [f"| {kind} documents | docs | ours: removed | ours: top reasons | tier >= 3 (kept) | C4QualityFilter | "
+            "GopherQuality | GopherRepetition |", "|---|---|---|---|---|---|---|---|"]
     totals: Counter = Counter()
     seconds: Counter = Counter()
     for name, docs in groups.items():
+        langs = [lid.identify(d).lang for d in docs]
         t0 = time.perf_counter()
-        verdicts = [check_text(d) for d in docs]
+        if strip_lines:
+            cfg = HeuristicsConfig(boilerplate=BoilerplateConfig(strip_lines=True))
+            cleaned = [strip_boilerplate_lines(d, cfg.boilerplate)[0] for d in docs]
+            verdicts = [check_text(d, cfg, lang=lang) for d, lang in zip(cleaned, langs, strict=True)]
+        else:
+            verdicts = [check_text(d, lang=lang) for d, lang in zip(docs, langs, strict=True)]
         seconds["ours"] += time.perf_counter() - t0
+        tiers = [quality_tier(d, stats=TextStats(d)) for d, v in zip(docs, verdicts, strict=True) if v.keep]
+        tier3 = f"{sum(t >= 3 for t in tiers) / len(tiers):.0%}" if tiers else "-"
         reasons = Counter(v.reason for v in verdicts if not v.keep)
         n, ours = len(docs), sum(reasons.values())
         peer_cells = []
@@ -190,9 +251,9 @@ def bench_removal(groups: dict[str, list[str]], kind: str) -> tuple[list[str], C
         totals["n"] += n
         totals["ours"] += ours
         top = ", ".join(f"{r} {c}" for r, c in reasons.most_common(3)) or "-"
-        rows.append(f"| {name} | {n} | {ours} ({ours / n:.2%}) | {top} | " + " | ".join(peer_cells) + " |")
+        rows.append(f"| {name} | {n} | {ours} ({ours / n:.2%}) | {top} | {tier3} | " + " | ".join(peer_cells) + " |")
     n = totals["n"]
-    rows.append(f"| **all {kind}** | {n} | {totals['ours']} ({totals['ours'] / n:.2%}) | | "
+    rows.append(f"| **all {kind}** | {n} | {totals['ours']} ({totals['ours'] / n:.2%}) | | | "
                 + " | ".join(f"{totals[p] / n:.1%}" for p in peers) + " |")
     return rows, totals, dict(seconds)
 
@@ -221,13 +282,19 @@ def main() -> None:
         "seed general_text (Gutenberg)": seed_docs(shared, "general_text", limit),
         "seed general_text_zh": seed_docs(shared, "general_text_zh", limit),
         "web general pages (trafilatura)": [t for t, _ in web_general],
-        "web general pages, whole-page text (html2txt)": [t for t, _ in web_docs(shared, "general", limit, True)],
+        "web general pages, whole-page text (WET-like)": [t for t, _ in web_docs(shared, "general", limit, True)],
     }
+    whole_general = general_groups["web general pages, whole-page text (WET-like)"]
     print("\n## Removed by the heuristics (default settings)\n")
     rows, totals, secs = bench_removal(math_groups, "math")
     print("\n".join(rows) + "\n")
     rows_g, totals_g, secs_g = bench_removal(general_groups, "general")
     print("\n".join(rows_g))
+
+    whole = {"web math pages, whole-page text (WET-like)": [t for t, _ in web_docs(shared, "math", limit, True)],
+             "web general pages, whole-page text (WET-like)": whole_general}
+    print("\n## Whole-page text (no main-content extraction), ours with boilerplate.strip_lines: true\n")
+    print("\n".join(bench_removal(whole, "whole-page", strip_lines=True)[0]))
 
     n_docs = totals["n"] + totals_g["n"]
     ours = secs["ours"] + secs_g["ours"]

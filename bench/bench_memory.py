@@ -1,6 +1,7 @@
 """Peak memory per worker as the input grows 10x, and documents/s per core of every stage.
 
-    python bench/bench_memory.py [--quick] [--stages extract,dedup,...] [--tasks 2]
+    python bench/bench_memory.py [--quick] [--stages extract,dedup,...] [--tasks 2] [--sizes 1,10] [--json F]
+    python bench/bench_memory.py --cost-from F     # report + 1T-token cost model from a saved run
 
 Memory: the seed JSONL (``../shared/data/seed``, 4,168 real documents) is copied ``r`` and ``10 r`` times (fresh
 ids per copy) and run through a manifest of ``extract`` plus every other stage that runs on default settings
@@ -29,9 +30,16 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 SHARED = Path(os.environ.get("MATHCORPUS_SHARED_DATA", REPO.parent / "shared" / "data"))
 SEED = SHARED / "seed"
-# stages tried after extract, in pipeline order, with the settings they need on this data
-CANDIDATES = ("langid", "filter", "dedup", "decontam", "tokens")
-SETTINGS = {"decontam": {"evalsets_root": str(SHARED / "evalsets")}}
+# stages tried after extract, with the settings they need on this data. dedup goes last: the 10x input is ten
+# copies of the seed, so after dedup the later stages would see 1x again; it also is the one stage that is not a
+# plain per-shard stream (its cluster phase holds the duplicate pairs of a partition)
+CANDIDATES = ("langid", "filter", "classify", "decontam", "tokens", "dedup")
+SETTINGS = {
+    "decontam": {"evalsets_root": str(SHARED / "evalsets")},
+    # a real fastText model trained in the driver on the seed's math vs general text; score only, keep all
+    "classify": {"keep_all": True, "train": {"default": {
+        "positives_paths": [str(SEED / "math_text.jsonl")], "negatives_paths": [str(SEED / "general_text.jsonl")]}}},
+}
 
 
 def make_inputs(folder: Path, copies: int) -> int:
@@ -91,8 +99,14 @@ def run_ours(inputs: Path, out: Path, stages: list[str], tasks: int) -> dict[str
         per_stage[st["stage"]] = {
             "docs_in": docs_in, "docs_out": st["documents_out"], "tasks": len(recs),
             "peak_rss_mb": [r["peak_rss_mb"] for r in recs], "task_seconds": sum(r["seconds"] for r in recs),
+            "cpu_seconds": sum(r["cpu_seconds"] for r in recs),
+            "bytes": {sub: folder_bytes(Path(st["dir"]) / sub) for sub in ("kept", "removed", "work")},
         }
     return per_stage
+
+
+def folder_bytes(folder: Path) -> int:
+    return sum(f.stat().st_size for f in folder.rglob("*") if f.is_file()) if folder.is_dir() else 0
 
 
 def run_peer(inputs: Path, out: Path, tasks: int) -> dict:
@@ -105,7 +119,8 @@ def run_peer(inputs: Path, out: Path, tasks: int) -> dict:
     steps = [JsonlReader(str(inputs), glob_pattern="*.jsonl"), JsonlWriter(str(out / "data"))]
     make_executor("local", steps, tasks=tasks, workers=tasks, logging_dir=str(out / "logs")).run()
     recs = task_records(out / "logs")
-    return {"peak_rss_mb": [r["peak_rss_mb"] for r in recs], "task_seconds": sum(r["seconds"] for r in recs)}
+    return {"peak_rss_mb": [r["peak_rss_mb"] for r in recs], "task_seconds": sum(r["seconds"] for r in recs),
+            "cpu_seconds": sum(r["cpu_seconds"] for r in recs)}
 
 
 def run_extract_only(name: str, paths: list[str], out: Path) -> dict:
@@ -120,7 +135,13 @@ def run_extract_only(name: str, paths: list[str], out: Path) -> dict:
     result = run_manifest(manifest, executor="local", workers=1, progress=lambda s: None)
     st = result.stages[0]
     (rec,) = task_records(Path(st["dir"]) / "logs")
-    return {"docs_out": st["documents_out"], "task_seconds": rec["seconds"]}
+    from corpus.tokens import count_tokens
+    from pipelines.steps.io import read_shards
+
+    texts = read_shards(f"{st['dir']}/kept").column("text").to_pylist()
+    return {"docs_out": st["documents_out"], "task_seconds": rec["seconds"], "cpu_seconds": rec["cpu_seconds"],
+            "input_bytes": sum(map(os.path.getsize, paths)), "tokens_out": sum(count_tokens(texts)),
+            "text_bytes": sum(len(t.encode()) for t in texts)}
 
 
 def main() -> None:
@@ -128,18 +149,31 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="1x = one copy of the seed (default: two copies)")
     ap.add_argument("--stages", help="comma-separated stages (default: extract + stages runnable on defaults)")
     ap.add_argument("--tasks", type=int, default=2, help="tasks (processes) per phase")
+    ap.add_argument("--sizes", default="1,10", help="input sizes in units of the 1x input (throughput: the last)")
     ap.add_argument("--json", help="also write the results to this JSON file")
+    ap.add_argument("--cost-from", help="print the report and 1T-token cost model from a saved --json file")
     args = ap.parse_args()
+    if args.cost_from:
+        saved = json.loads(Path(args.cost_from).read_text())
+        report(saved)
+        cost_model(saved)
+        return
 
     from pipelines.executors import quiet_logs
 
     quiet_logs(False)
     stages = args.stages.split(",") if args.stages else default_stages()
     base = 1 if args.quick else 2
-    results: dict = {"stages": stages, "tasks": args.tasks, "runs": {}}
+    from corpus.tokens import count_tokens
+
+    seed_texts = [json.loads(line)["text"] for f in sorted(SEED.glob("*.jsonl"))
+                  for line in f.read_text(encoding="utf-8").splitlines()]
+    results: dict = {"stages": stages, "tasks": args.tasks, "runs": {},
+                     "seed": {"documents": len(seed_texts), "tokens": sum(count_tokens(seed_texts)),
+                              "bytes": sum(len(t.encode()) for t in seed_texts)}}
     with tempfile.TemporaryDirectory(prefix="bench-memory-") as tmp:
         tmp = Path(tmp)
-        for factor in (1, 10):
+        for factor in map(int, args.sizes.split(",")):
             inputs = tmp / f"in-{factor}x"
             n = make_inputs(inputs, base * factor)
             t0 = time.time()
@@ -153,13 +187,24 @@ def main() -> None:
         warc = sorted(str(p) for p in (SHARED / "warc").glob("*.warc.gz"))
         results["html"] = run_extract_only("html", web, tmp / "html")
         results["warc"] = run_extract_only("warc", warc, tmp / "warc")
-    report(results)
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))
+    report(results)
+    cost_model(results)
 
 
 def report(r: dict) -> None:
-    one, ten = r["runs"]["1x"], r["runs"]["10x"]
+    one, ten = r["runs"]["1x"], largest(r)
+    if ten is not one:
+        report_memory(r, one, ten)
+    report_throughput(r, ten)
+
+
+def largest(r: dict) -> dict:
+    return max(r["runs"].values(), key=lambda run: run["documents"])
+
+
+def report_memory(r: dict, one: dict, ten: dict) -> None:
     print(f"\nPeak RSS per task (MiB, max over {r['tasks']} tasks), input {one['documents']} -> {ten['documents']} "
           f"documents ({one['bytes'] / 2**20:.0f} -> {ten['bytes'] / 2**20:.0f} MiB)")
     print(f"{'stage':<22}{'1x':>10}{'10x':>10}{'10x/1x':>9}")
@@ -171,22 +216,92 @@ def report(r: dict) -> None:
     ours_ex = max(ten["ours"]["extract"]["peak_rss_mb"])
     print(f"extract / datatrove peak RSS at 10x: {ours_ex / b:.2f}")
 
-    print("\nThroughput (documents/s per core, 10x run: documents in / summed task seconds)")
+
+def cpu(s: dict) -> float:
+    """CPU seconds of a run's tasks (wall seconds for results saved before CPU time was recorded)."""
+    return s.get("cpu_seconds") or s["task_seconds"]
+
+
+def report_throughput(r: dict, ten: dict) -> None:
+    print(f"\nThroughput (documents per CPU-second = per core, {ten['documents']}-document run)")
     for name in r["stages"]:
         s = ten["ours"][name]
-        print(f"{name:<22}{s['docs_in'] / s['task_seconds']:>10.0f}   ({s['docs_in']} docs, {s['tasks']} tasks, "
-              f"{s['task_seconds']:.1f} task-s)")
+        print(f"{name:<22}{s['docs_in'] / cpu(s):>10.0f}   ({s['docs_in']} docs, {s['tasks']} tasks, "
+              f"{cpu(s):.1f} CPU-s, {s['task_seconds']:.1f} wall-s)")
     p = ten["peer"]
-    print(f"{'datatrove jsonl->jsonl':<22}{ten['documents'] / p['task_seconds']:>10.0f}")
+    print(f"{'datatrove jsonl->jsonl':<22}{ten['documents'] / cpu(p):>10.0f}")
     ex = ten["ours"]["extract"]
     print(f"extract / datatrove throughput: "
-          f"{(ex['docs_in'] / ex['task_seconds']) / (ten['documents'] / p['task_seconds']):.2f}")
+          f"{(ex['docs_in'] / cpu(ex)) / (ten['documents'] / cpu(p)):.2f}")
     for kind in ("html", "warc"):
         s = r[kind]
-        print(f"extract from {kind:<9}{s['docs_out'] / s['task_seconds']:>10.1f}   ({s['docs_out']} docs, "
-              f"{s['task_seconds']:.1f} task-s)")
-    print(f"median task peak RSS, 10x, all stages: "
+        print(f"extract from {kind:<9}{s['docs_out'] / cpu(s):>10.1f}   ({s['docs_out']} docs, "
+              f"{cpu(s):.1f} CPU-s, {s['task_seconds']:.1f} wall-s)")
+    print(f"median task peak RSS, {ten['documents']} documents, all stages: "
           f"{statistics.median(x for n in r['stages'] for x in ten['ours'][n]['peak_rss_mb']):.0f} MiB")
+
+
+# --- 1T-token cost model --------------------------------------------------------------------------------------
+# Assumptions (not measured here; change them and rerun with --cost-from): the share of documents each stage
+# keeps, in pipeline order, and the Common Crawl snapshot size.
+FUNNEL = {"langid": 0.5, "filter": 0.6, "classify": 0.1, "dedup": 0.5, "decontam": 0.999}
+OUTPUT_TOKENS = 1e12
+CC_PAGES_PER_SNAPSHOT = 3.0e9
+CC_WARC_TIB_PER_SNAPSHOT = 90.0
+NODE_CORES = 32
+ORDER = ("extract", "langid", "filter", "classify", "dedup", "decontam", "tokens")
+
+
+def cost_model(r: dict) -> dict:
+    """Core-hours, storage and dedup traffic for OUTPUT_TOKENS, from the measured throughputs of ``r``."""
+    ten = largest(r)["ours"]
+    seed_tpd = r["seed"]["tokens"] / r["seed"]["documents"]  # tokens per benchmark document
+    html = r["html"]
+    tokens_per_page = html["tokens_out"] / html["docs_out"]
+    keep_all = 1.0
+    for k in FUNNEL.values():
+        keep_all *= k
+    pages = OUTPUT_TOKENS / (tokens_per_page * keep_all)
+    docs, rows = pages, []
+    for stage in ORDER:
+        if stage == "extract":
+            rate = html["docs_out"] / cpu(html)  # pages/s per core, real HTML
+            core_s = pages / rate
+        elif stage in ten:
+            s = ten[stage]
+            tok_rate = s["docs_in"] / cpu(s) * seed_tpd  # tokens/s per core
+            core_s = docs * tokens_per_page / tok_rate
+        else:
+            core_s = None
+        rows.append((stage, docs, core_s))
+        docs *= FUNNEL.get(stage, 1.0)
+    snapshots = pages / CC_PAGES_PER_SNAPSHOT
+    print(f"\n1T-token cost model: {tokens_per_page:.0f} tokens per extracted page (measured), keep rates {FUNNEL}"
+          f" -> overall {keep_all:.4f}; {pages / 1e9:.1f} B pages scanned = {snapshots:.1f} Common Crawl "
+          f"snapshots (~{snapshots * CC_WARC_TIB_PER_SNAPSHOT:,.0f} TiB WARC read)")
+    total = sum(c for _, _, c in rows if c)
+    print(f"{'stage':<10}{'docs in':>12}{'core-hours':>14}{'share':>8}")
+    for stage, d, c in rows:
+        ch = f"{c / 3600:>14,.0f}{c / total:>8.1%}" if c else f"{'not measured':>14}"
+        print(f"{stage:<10}{d / 1e9:>11.2f}B{ch}")
+    print(f"total {total / 3600:,.0f} core-hours = {total / 3600 / NODE_CORES:,.0f} node-hours of {NODE_CORES} cores "
+          f"(= {total / 3600 / NODE_CORES / 64:,.0f} h on 64 nodes)")
+    # storage: bytes per token of the stage outputs, measured on the 10x run
+    ex = ten["extract"]
+    tokens_10x = largest(r)["documents"] * seed_tpd
+    b_tok = ex["bytes"]["kept"] / tokens_10x
+    out_tok = {st: d * tokens_per_page for st, d, _ in rows}
+    stage_out = sum(out_tok[st] * b_tok for st in ORDER if st in ten or st == "extract")
+    print(f"storage: {b_tok:.2f} B/token in Parquet (zstd): final corpus {OUTPUT_TOKENS * b_tok / 2**40:.1f} TiB; "
+          f"extract output {out_tok['extract'] * b_tok / 2**40:,.0f} TiB; all stage outputs kept+removed "
+          f"{stage_out / 2**40:,.0f} TiB")
+    if "dedup" in ten:
+        d = ten["dedup"]
+        work_tok = d["bytes"]["work"] / (d["docs_in"] * seed_tpd)
+        dedup_tokens = out_tok["dedup"]
+        print(f"dedup work files: {work_tok:.2f} B/token measured -> {dedup_tokens * work_tok / 2**40:,.0f} TiB for "
+              f"{dedup_tokens / 1e12:.1f} T tokens in; written by one rank, read by others: crosses nodes")
+    return {"pages": pages, "rows": rows, "total_core_hours": total / 3600}
 
 
 if __name__ == "__main__":

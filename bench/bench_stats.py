@@ -10,6 +10,7 @@ as zstd Parquet shards of 100k rows. Both tools read the same shards:
     python bench/bench_stats.py            # 1M documents
     python bench/bench_stats.py --quick    # 100k documents
     python bench/bench_stats.py --full     # also ours on 10M documents (peer extrapolated, not run)
+    python bench/bench_stats.py --full --no-peer --keep DIR   # 1M -> 10M scaling only, data kept in DIR
 """
 
 from __future__ import annotations
@@ -100,11 +101,16 @@ def run_datatrove(folder: Path, work: Path, tasks: int = 2) -> float:
     return time.perf_counter() - t0
 
 
+def n_scale(n: int) -> float:
+    return 10_000_000 / n
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="100k documents")
     ap.add_argument("--full", action="store_true", help="also time ours on 10M documents")
     ap.add_argument("--keep", help="generate into this folder and keep it")
+    ap.add_argument("--no-peer", action="store_true", help="skip datatrove (e.g. with --full, peer measured before)")
     args = ap.parse_args()
     n = 100_000 if args.quick else 1_000_000
     root = Path(args.keep or tempfile.mkdtemp(prefix="bench_stats_"))
@@ -118,17 +124,19 @@ def main() -> None:
         ours, result = run_ours(data)
         print(f"ours  corpus_stats: {ours:.2f}s  ({n / ours:,.0f} docs/s)  "
               f"dup share {result['duplicates']['exact_duplicate_share']:.4f}")
-        peer = run_datatrove(data, root / "dt")
-        print(f"peer  datatrove DocStats+StatsMerger: {peer:.2f}s  ({n / peer:,.0f} docs/s)")
-        print(f"ratio ours/peer = {ours / peer:.4f}  (goal <= 0.1)")
+        peer = None
+        if not args.no_peer:
+            peer = run_datatrove(data, root / "dt")
+            print(f"peer  datatrove DocStats+StatsMerger: {peer:.2f}s  ({n / peer:,.0f} docs/s)")
+            print(f"ratio ours/peer = {ours / peer:.4f}  (goal <= 0.1)")
         if args.full:
             big = root / "docs_10M"
             if not big.exists():
                 big.mkdir(parents=True)
                 generate(big, 10_000_000, seed=1)
             t10, _ = run_ours(big)
-            print(f"ours on 10M: {t10:.2f}s ({t10 / ours:.1f}x the 1M time); "
-                  f"peer extrapolated linearly: {peer * 10:.0f}s")
+            print(f"ours on 10M: {t10:.2f}s ({t10 / ours:.1f}x the {n:,}-row time)"
+                  + (f"; peer extrapolated linearly: {peer * n_scale(n):.0f}s" if peer else ""))
     finally:
         if not args.keep:
             shutil.rmtree(root, ignore_errors=True)

@@ -60,6 +60,29 @@ class TrainParams:
                 "seed": self.seed, "verbose": 0}
 
 
+def _train_in_fresh_process(train_file: str, kwargs: dict[str, Any], model_file: str) -> None:
+    """Run ``fasttext.train_supervised`` in a spawned process and save the model to ``model_file``.
+
+    fastText 0.9.x (``DenseMatrix::uniform``) initializes only ``thread``/10 of the input matrix; the rest is
+    whatever the allocator returns. A fresh process gets fresh zeroed pages for it; inside a long-lived process
+    the matrix can land on recycled heap memory: garbage weights, "Encountered NaN." and irreproducible runs.
+    """
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        pool.submit(_train_worker, train_file, kwargs, model_file).result()
+
+
+def _train_worker(train_file: str, kwargs: dict[str, Any], model_file: str) -> None:
+    import fasttext
+
+    try:
+        fasttext.train_supervised(train_file, **kwargs).save_model(model_file)
+    except RuntimeError as e:  # e.g. "Encountered NaN." when lr is too high for the data
+        raise ModelError(f"fastText training failed: {e} (try a lower lr)") from None
+
+
 def _line(ex: Example, p: TrainParams) -> str:
     return f"{LABEL_PREFIX}{ex.label} {prepare(ex.text, p.max_chars, p.max_tokens)}"
 
@@ -84,8 +107,6 @@ def train_model(
     extra_card: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Train on ``train``, evaluate on ``valid``, write ``model.bin`` + ``model.json``; returns the card."""
-    import fasttext
-
     labels = {ex.label for ex in train}
     if labels != {MATH, OTHER}:
         raise ModelError(f"{output_dir}: training needs both math and other examples, got {sorted(labels) or 'none'}")
@@ -99,15 +120,17 @@ def train_model(
     tmp_bin = out / f"{MODEL_FILE}.tmp-{tag}"
     try:
         train_file.write_text("\n".join(lines) + "\n", encoding="utf-8")
-        model = fasttext.train_supervised(str(train_file), **params.fasttext_kwargs())
-        model.save_model(str(tmp_bin))
+        try:
+            _train_in_fresh_process(str(train_file), params.fasttext_kwargs(), str(tmp_bin))
+        except ModelError as e:
+            raise ModelError(f"{output_dir}: {e}") from None
         os.replace(tmp_bin, out / MODEL_FILE)
     finally:
         for f in (train_file, tmp_bin):
             if f.exists():
                 f.unlink()
     clf = MathClassifier(str(out), threshold=0.5)
-    clf._model, clf.max_chars, clf.max_tokens = model, params.max_chars, params.max_tokens
+    clf.max_chars, clf.max_tokens = params.max_chars, params.max_tokens
     threshold, rule = 0.5, "default 0.5"
     report: dict[str, Any] = {}
     if valid:

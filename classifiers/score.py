@@ -66,6 +66,11 @@ class ModelSet:
             thresholds[idx] = clf.threshold
         return scores, thresholds
 
+    def load(self) -> None:
+        """Load every model now (a missing or bad model fails here, naming its path)."""
+        for key in self.models:
+            _ = self.get(key).model
+
     def describe(self) -> dict[str, Any]:
         return {k: {"path": v, "threshold": load_classifier(v, self.thresholds.get(k, self.threshold)).threshold}
                 for k, v in self.models.items()}
@@ -117,9 +122,10 @@ def score_files(
     import pyarrow.parquet as pq
 
     from corpus.io import atomic_open
-    from corpus.schema import rows_to_table, with_extra_fields
+    from corpus.schema import with_extra_fields
 
     files = expand_paths(inputs, exts=RECORD_EXT)
+    models.load()
     counts = {"documents": 0, "kept": 0, "removed": 0, "unscored": 0}
     extra = [pa.field("reason", pa.string()), THRESHOLD_FIELD]
     for n, path in enumerate(files):
@@ -127,26 +133,35 @@ def score_files(
         with atomic_open(f"{output_dir}/kept/{name}") as kf, atomic_open(f"{output_dir}/removed/{name}") as rf:
             kw = pq.ParquetWriter(kf, with_extra_fields(), compression="zstd")
             rw = pq.ParquetWriter(rf, with_extra_fields(extra), compression="zstd")
-            for batch in batched(_records(path, source), batch_size):
-                scores, thr = models.score([r["text"] for r in batch], [r["source"] for r in batch])
-                kept, removed = [], []
-                for row, s, t in zip(batch, scores, thr, strict=True):
-                    counts["documents"] += 1
-                    if np.isnan(s):
-                        counts["unscored"] += 1
-                        kept.append(row)
-                        continue
-                    row["math_score"] = float(s)
-                    if keep_all or s >= t:
-                        kept.append(row)
-                    else:
-                        removed.append({**row, "reason": REMOVED_REASON, "math_threshold": float(t)})
-                counts["kept"] += len(kept)
-                counts["removed"] += len(removed)
-                kw.write_table(rows_to_table(kept))
-                rw.write_table(rows_to_table(removed, extra))
-            kw.close()
-            rw.close()
+            try:
+                _score_file(models, path, source, batch_size, keep_all, kw, rw, counts, extra)
+            finally:
+                kw.close()
+                rw.close()
     summary = {"inputs": files, "models": models.describe(), "keep_all": keep_all, **counts}
     write_json(summary, f"{output_dir}/score.json")
     return summary
+
+
+def _score_file(models: ModelSet, path: str, source: str | None, batch_size: int, keep_all: bool, kept_writer,
+                removed_writer, counts: dict[str, int], extra: list[pa.Field]) -> None:
+    from corpus.schema import rows_to_table
+
+    for batch in batched(_records(path, source), batch_size):
+        scores, thr = models.score([r["text"] for r in batch], [r["source"] for r in batch])
+        kept, removed = [], []
+        for row, s, t in zip(batch, scores.tolist(), thr.tolist(), strict=True):
+            if np.isnan(s):
+                counts["unscored"] += 1
+                kept.append(row)
+                continue
+            row["math_score"] = s
+            if keep_all or s >= t:
+                kept.append(row)
+            else:
+                removed.append({**row, "reason": REMOVED_REASON, "math_threshold": t})
+        counts["documents"] += len(batch)
+        counts["kept"] += len(kept)
+        counts["removed"] += len(removed)
+        kept_writer.write_table(rows_to_table(kept))
+        removed_writer.write_table(rows_to_table(removed, extra))

@@ -162,7 +162,7 @@ class LanguageIdentifier:
             return LangResult(UNDETERMINED, 0.0, counts.han_share)
         lang, score, probs = self._predict(counts.prose)
         share = counts.han_share
-        if units < self.short_units and score < self.short_min_score and not share >= self.zh_share:
+        if units < self.short_units and score < self.short_min_score and share < self.zh_share:
             return LangResult(UNDETERMINED, round(score, 4), share)  # a few words the model is unsure of
         if share >= self.zh_share and counts.kana + counts.hangul <= 0.05 * counts.han:
             return LangResult("zh", round(min(1.0, max(probs.get("zh", 0.0), share / 0.6)), 4), share)

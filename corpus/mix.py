@@ -280,7 +280,9 @@ def build_plan(cfg: MixConfig, default_inputs: str | Sequence[str] | None = None
     empty = [n for n, a in available.items() if a == 0]
     if empty:
         raise MixError(f"sources.{empty[0]}: selects no documents (or only empty ones) from its inputs")
+    _check_disjoint(per_source)
     targets = allocate(available, cfg)
+    bpt_arr = np.array([bpt[i] for i in range(len(files))], dtype=np.float64)
 
     chunks: dict[str, list[np.ndarray]] = {k: [] for k in ("file_idx", "row", "copy", "source", "tok", "key", "b")}
     report: dict[str, Any] = {}
@@ -309,8 +311,7 @@ def build_plan(cfg: MixConfig, default_inputs: str | Sequence[str] | None = None
         chunks["source"].append(np.full(len(rep), s_idx, dtype=np.int16))
         chunks["tok"].append(tok[rep])
         chunks["key"].append(key)
-        chunks["b"].append(tok[rep] * np.array([bpt[f] for f in f_idx[rep]], dtype=np.float64)
-                           if len(rep) else np.zeros(0))
+        chunks["b"].append(tok[rep] * bpt_arr[f_idx[rep]])
         report[name] = {"available_documents": len(tok), "available_tokens": available[name],
                         "target_tokens": round(targets[name]), "max_epochs": src.max_epochs,
                         "downsample": src.downsample, "requested_weight": src.weight, "requested_tokens": src.tokens}
@@ -325,6 +326,21 @@ def build_plan(cfg: MixConfig, default_inputs: str | Sequence[str] | None = None
     return Plan(files=files, file_idx=cat["file_idx"], row=cat["row"], copy=cat["copy"], source=cat["source"],
                 n_tokens=cat["tok"], shard=shard, pos=pos, source_names=list(per_source), n_shards=n_shards,
                 report=report)
+
+
+def _check_disjoint(per_source: Mapping[str, list[tuple]]) -> None:
+    """A document may belong to one source only (else it would be mixed twice under one id)."""
+    if len(per_source) < 2:
+        return
+    keys = {name: np.concatenate([f * (1 << 40) + r.astype(np.int64) for f, r, *_ in parts]) if parts else
+            np.zeros(0, dtype=np.int64) for name, parts in per_source.items()}
+    names = list(keys)
+    for i, a in enumerate(names):
+        for b in names[i + 1:]:
+            both = np.intersect1d(keys[a], keys[b])
+            if len(both):
+                raise MixError(f"sources.{a} and sources.{b} select the same {len(both)} document(s); make their "
+                               "'match' / 'input_paths' disjoint")
 
 
 def _copy_numbers(copies: np.ndarray) -> np.ndarray:
@@ -380,7 +396,7 @@ def scatter(plan: Plan, file_idx: int, work_dir: str) -> dict[str, Any]:
     except pa.ArrowInvalid as e:
         raise MixError(f"{path}: not a readable Parquet file: {e}") from None
     sel = np.nonzero(plan.file_idx == file_idx)[0]
-    sel = sel[np.lexsort((plan.pos[sel], plan.shard[sel]))]
+    sel = sel[np.lexsort((plan.row[sel], plan.shard[sel]))]  # sequential reads; write_shard orders by pos
     if len(sel) and int(plan.row[sel].max()) >= table.num_rows:
         raise MixError(f"{path}: has {table.num_rows} rows, fewer than when the mix was planned (changed input?)")
     shards = plan.shard[sel]

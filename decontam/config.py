@@ -15,9 +15,11 @@ class DecontamConfig:
       length on each side), the longest common token subsequence with the part satisfies
       ``|LCS| >= min_lcs`` and ``|LCS| >= lcs_ratio * min(len(window), len(part))``.
 
-    Parts shorter than ``ngram`` tokens (short answers, one-line questions) use the *short rule*: with at
-    least ``min_short_tokens`` tokens they match only as an exact contiguous occurrence of their whole
-    normalized token sequence; shorter ones are not checked (counted as skipped in the report).
+    Parts shorter than ``ngram`` tokens use the *short rule*: a question part with at least
+    ``min_short_tokens`` tokens matches only as an exact contiguous occurrence of its whole normalized token
+    sequence; shorter question parts, and short answer parts (final answers such as ``27`` or
+    ``\\cos^2 x - \\sin^2 x``, which any textbook contains), are not checked unless
+    ``short_exact_answers`` is set. Every unchecked part is counted as skipped in the report.
     """
 
     ngram: int = 13
@@ -25,6 +27,7 @@ class DecontamConfig:
     min_lcs: int = 13
     window_slack: float = 0.1
     min_short_tokens: int = 8
+    short_exact_answers: bool = False
     max_candidates: int = 64  # parts LCS-checked per document at most (those with the most n-gram hits)
 
     def __post_init__(self) -> None:

@@ -124,7 +124,8 @@ class NGramIndex:
             counts = {RULE_NGRAM: 0, RULE_SHORT: 0, RULE_SKIPPED: 0, "ngrams": 0}
             for p in loaded.parts:
                 ids = _ids_for(p, vocab)
-                rule = RULE_NGRAM if len(ids) >= n else RULE_SHORT if len(ids) >= n_short else RULE_SKIPPED
+                short_ok = len(ids) >= n_short and (p.part == "question" or config.short_exact_answers)
+                rule = RULE_NGRAM if len(ids) >= n else RULE_SHORT if short_ok else RULE_SKIPPED
                 counts[rule] += 1
                 counts["ngrams"] += max(0, len(ids) - n + 1)
                 if rule == RULE_SKIPPED:

@@ -7,6 +7,7 @@ timestamps, no absolute eval-set roots).
 from __future__ import annotations
 
 import html
+import json
 import os
 import re
 from collections import Counter, defaultdict
@@ -80,7 +81,7 @@ def write_reports(report: dict[str, Any], out_dir: str) -> list[str]:
 
 
 def _md_escape(text: str) -> str:
-    for ch in "\\`*_[]<>|#":
+    for ch in "\\`*_[]<>|#$":
         text = text.replace(ch, "\\" + ch)
     return re.sub(r"\s+", " ", text)
 
@@ -109,8 +110,10 @@ def _summary_lines(report: dict[str, Any]) -> list[tuple[str, str]]:
         ("tool", f"{report['tool']['name']} {report['tool']['version']}"),
         ("rule", f"{c['ngram']}-gram hit, then |LCS| >= {c['min_lcs']} and |LCS| >= {c['lcs_ratio']} x "
                  f"min(len(window), len(item)); window = aligned span +/- {c['window_slack']} x item length"),
-        ("short parts", f">= {c['min_short_tokens']} and < {c['ngram']} tokens: exact whole-part match; "
-                        f"shorter: not checked"),
+        ("short parts", f"question parts of {c['min_short_tokens']} to {c['ngram'] - 1} tokens: exact whole-part "
+                        f"match; shorter ones and short answers"
+                        f"{' under ' + str(c['min_short_tokens']) + ' tokens' if c['short_exact_answers'] else ''}: "
+                        f"not checked (counted as skipped)"),
         ("documents", f"{t['documents']} checked, {t['removed']} removed, {t['kept']} kept"),
     ]
 
@@ -184,7 +187,8 @@ def render_html(report: dict[str, Any]) -> str:
     parts = [f"<!doctype html><html lang=en><head><meta charset=utf-8><title>Decontamination report</title>"
              f"<style>{_CSS}</style></head><body><h1>Decontamination report</h1><dl>"]
     parts += [f"<dt>{_h(k)}</dt><dd>{_h(v)}</dd>" for k, v in _summary_lines(report)]
-    parts.append(f"<dt>config</dt><dd><code>{_h(report['config'])}</code></dd></dl><h2>Eval sets</h2>")
+    config = json.dumps(report["config"], sort_keys=True)
+    parts.append(f"<dt>config</dt><dd><code>{_h(config)}</code></dd></dl><h2>Eval sets</h2>")
     parts.append(_table(
         ["set", "file", "sha256", "items", "parts", "n-gram", "short exact", "skipped", "docs matching"],
         [[_h(e["name"]), _h(e["path"]), f"<code>{_h(e['sha256'])}</code>", e["items"], e.get("parts"),

@@ -60,6 +60,14 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def _cpu_seconds() -> float:
+    """User + system CPU time of this process (all its threads) so far."""
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def _ray_node_id() -> str | None:
     try:
         import ray
@@ -71,18 +79,19 @@ def _ray_node_id() -> str | None:
 
 class TaskRecords:
     """Executor mixin: every completed rank writes ``{logging_dir}/tasks/{rank:05d}.json`` next to its completion
-    marker: where it ran (host, pid, Ray node id), how long it took and its peak resident memory (for sizing)."""
+    marker: where it ran (host, pid, Ray node id), how long it took (wall and CPU seconds) and its peak resident
+    memory (for sizing)."""
 
     def _run_for_rank(self, rank: int, local_rank: int = 0, *args, **kwargs):
         if self.is_rank_completed(rank):
             return super()._run_for_rank(rank, local_rank, *args, **kwargs)
         _reset_peak_rss()
-        started = time.time()
+        started, cpu = time.time(), _cpu_seconds()
         stats = super()._run_for_rank(rank, local_rank, *args, **kwargs)
         record = {
             "rank": rank, "host": socket.gethostname(), "pid": os.getpid(), "node_id": _ray_node_id(),
             "started": round(started, 3), "seconds": round(time.time() - started, 3),
-            "peak_rss_mb": round(peak_rss_mb(), 1),
+            "cpu_seconds": round(_cpu_seconds() - cpu, 3), "peak_rss_mb": round(peak_rss_mb(), 1),
         }
         with self.logging_dir.open(f"tasks/{rank:05d}.json", "w") as fh:
             json.dump(record, fh)

@@ -146,6 +146,12 @@ def test_short_parts_rule(tmp_path):
     hit = m.find("Exercise 3. SIMPLIFY -10 - 4 ( n - 5 ). Then check your work.")
     assert hit and hit[0].rule == "short_exact" and hit[0].lcs_ratio == 1.0
     assert m.find("Simplify: $-10-4(n-6)$") == []  # one token differs: no exact match
+    # a short final answer is no evidence on its own (any textbook has it) unless asked for
+    f.write_text(json.dumps({"id": "b", "q": "Expand.", "ans": r"$\cos ^{2} x-\sin ^{2} x$"}) + "\n")
+    text = r"so the derivative is \cos^2 x - \sin^2 x here"
+    assert Matcher(NGramIndex.build([load_set(spec)])).find(text) == []
+    strict = NGramIndex.build([load_set(spec)], DecontamConfig(short_exact_answers=True))
+    assert strict.sets[0]["parts_short_exact"] == 1 and Matcher(strict).find(text)[0].part == "ans"
 
 
 def test_source_token_spans_align_with_math_tokens():

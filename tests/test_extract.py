@@ -72,6 +72,29 @@ def test_tables_and_code_blocks_survive_as_markdown():
     assert "def f(x):\n    return x * x" in p.text
 
 
+def test_markdown_escapes_are_undone_so_brackets_do_not_read_as_display_math():
+    p = extract_page(page("<p>See reference [12] and the snake_case name &lt;tag&gt; in this sentence.</p>"))
+    assert "[12]" in p.text and "\\[" not in p.text and "snake_case" in p.text and "<tag>" in p.text
+
+
+def test_hidden_formula_caches_are_not_content_and_qa_answers_keep_their_math():
+    hidden = '<div style="display: none"><d-math>\\cache</d-math></div>'
+    p = extract_page(page("<p>Visible \\(v\\) here.</p>" + hidden))
+    assert p.formulas == 1 and "cache" not in p.text
+    qa = (
+        '<html itemscope itemtype="https://schema.org/QAPage"><head><title>Q</title></head><body>'
+        '<div itemprop="mainEntity" itemscope itemtype="https://schema.org/Question"><h1>Why?</h1>'
+        f'<div itemprop="text"><p>{PROSE} Is \\(x^2\\ge 0\\)?</p></div></div>'
+        + "".join(f'<div itemscope itemtype="https://schema.org/Answer"><div itemprop="text"><p>Answer {i}: '
+                  f'{PROSE} since \\(x_{i}^2 = x_{i} x_{i}\\) and \\(y_{i}\\ge 0\\).</p></div></div>'
+                  for i in range(3))
+        + "</body></html>"
+    )
+    p = extract_page(qa)
+    assert p.formulas == 7 and p.formulas_kept == 7, p.text
+    assert "$x_2^2 = x_2 x_2$" in p.text
+
+
 def test_canonical_link_gives_url_and_domain():
     p = extract_page(page("", head='<link rel="canonical" href="https://math.example.com/q/1">'))
     assert p.url == "https://math.example.com/q/1" and p.domain == "math.example.com"

@@ -147,3 +147,61 @@ def test_filter_settings_are_validated(tmp_path):
         load_manifest(_manifest(tmp_path, "  - stage: filter\n    ratios: {max_junk_frac: 0.1}\n"))
     m = load_manifest(_manifest(tmp_path, "  - stage: filter\n    repetition: null\n    languages: [zh]\n"))
     assert m.stages[1].settings.repetition is None and m.stages[1].settings.heuristics().repetition is None
+
+
+def test_strip_lines_cleans_whole_page_text():
+    from corpus.filters.heuristics import BoilerplateConfig, strip_boilerplate_lines
+
+    page = "\n".join(["Home", "Forums", "Log in", "Privacy Policy", PROSE, LATEX, "Share on Twitter", "Back to top"])
+    cleaned, n = strip_boilerplate_lines(page, BoilerplateConfig(strip_lines=True))
+    assert n == 6 and "Privacy" not in cleaned and r"\sum_{k=1}" in cleaned
+    assert check_text(cleaned).keep
+
+
+def test_cli_filter(tmp_path, monkeypatch, capsys):
+    from corpus.cli import main
+    from pipelines.steps.io import read_shards
+
+    _manifest(tmp_path, "")  # writes in.jsonl
+    monkeypatch.setattr("sys.argv", ["mathcorpus", "filter", str(tmp_path / "in.jsonl"), "-o", str(tmp_path / "o"),
+                                     "--languages", "en"])
+    with pytest.raises(SystemExit) as e:
+        main()
+    assert e.value.code == 0
+    report = json.loads((tmp_path / "o" / "filter_report.json").read_text())
+    assert report["removed_by_reason"]["lang.not_selected"] == 2  # zh and fr
+    assert {r["id"] for r in read_shards(str(tmp_path / "o" / "kept")).to_pylist()} >= {"math"}
+    monkeypatch.setattr("sys.argv", ["mathcorpus", "filter", str(tmp_path / "in.jsonl"), "-o", str(tmp_path / "p"),
+                                     "--lid-model", str(tmp_path / "missing.bin")])
+    with pytest.raises(SystemExit) as e:
+        main()
+    assert e.value.code == 2 and "missing.bin" in capsys.readouterr().err
+
+
+def test_tier_model_from_the_classifiers_api(tmp_path, shared_data):
+    """A second fastText model (P(hq)) drives the quality part of the tier through classifiers.MathClassifier."""
+    import fasttext
+
+    from classifiers.preprocess import prepare
+    from corpus.schema import row_to_document
+    from pipelines.stages.filter import FilterSettings, build_step
+    from pipelines.steps.io import read_shards
+
+    lines = []
+    for name, label in (("math_text", "hq"), ("general_text", "lq")):
+        with open(shared_data / "seed" / f"{name}.jsonl", encoding="utf-8") as fh:
+            lines += [f"__label__{label} {prepare(json.loads(line)['text'][:3000])}"
+                      for _, line in zip(range(40), fh, strict=False)]
+    (tmp_path / "train.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    model = fasttext.train_supervised(str(tmp_path / "train.txt"), epoch=5, dim=16, verbose=0, thread=1)
+    model.save_model(str(tmp_path / "quality.bin"))
+
+    story = "The old captain told the children about the storms of his youth, and they listened until dark. " * 4
+    docs = [row_to_document({"id": "m", "text": PROSE + LATEX, "math_score": 0.5}),
+            row_to_document({"id": "p", "text": story, "math_score": 0.5})]
+    settings = FilterSettings(tier_model_path=str(tmp_path / "quality.bin"), repetition=None, boilerplate=None,
+                              ratios=None, languages=None)
+    step = build_step(settings, str(tmp_path / "removed"))
+    tiers = {d.id: d.metadata["quality_tier"] for d in step.run(iter(docs))}
+    assert tiers["m"] > tiers["p"]
+    assert read_shards(str(tmp_path / "removed")).num_rows == 0

@@ -114,6 +114,13 @@ def test_source_selecting_nothing_names_it(inputs):
         build_plan(cfg, str(inputs))
 
 
+def test_overlapping_sources_are_rejected(inputs):
+    cfg = MixConfig.model_validate({"sources": {"web": {"match": {"source": "web"}, "weight": 1},
+                                                "zh": {"match": {"lang": "zh"}, "weight": 1}}})
+    with pytest.raises(MixError, match="sources.web and sources.zh select the same"):
+        build_plan(cfg, str(inputs))
+
+
 # ---- the written mix ---------------------------------------------------------------------------------------
 
 

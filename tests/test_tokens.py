@@ -63,6 +63,22 @@ def test_unknown_tokenizer_is_a_clear_error(tmp_path):
         TokenCounter(str(tmp_path / "tokenizer.json"))
 
 
+def test_local_tokenizer_json(tmp_path, shared_data):
+    """Any local tokenizer.json counts through `tokenizers` (here one trained on the seed text, offline)."""
+    tokenizers = pytest.importorskip("tokenizers")
+    from tokenizers import models, pre_tokenizers, trainers
+
+    tok = tokenizers.Tokenizer(models.BPE(unk_token="[UNK]"))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    texts = _seed_texts(shared_data, 80)
+    tok.train_from_iterator(texts, trainers.BpeTrainer(vocab_size=500, special_tokens=["[UNK]"]))
+    path = str(tmp_path / "tokenizer.json")
+    tok.save(path)
+    counter = TokenCounter(path)
+    assert counter.count_batch(SAMPLES) == [len(tok.encode(t).ids) for t in SAMPLES]
+    assert counter.count("1234567 + x^2") > 0
+
+
 @pytest.mark.ray
 def test_tokens_stage_fills_n_tokens_on_ray(tmp_path, shared_data, ray_cluster):
     from pipelines.manifest import parse_manifest

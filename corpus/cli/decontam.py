@@ -26,8 +26,10 @@ def decontam(
     min_lcs: int = typer.Option(13, "--min-lcs", help="Minimum |LCS| in tokens."),
     window_slack: float = typer.Option(0.1, "--window-slack", help="Window widening on each side, as a fraction "
                                        "of the item length."),
-    min_short_tokens: int = typer.Option(8, "--min-short-tokens", help="Parts shorter than --ngram but at least "
-                                         "this long must match exactly; shorter ones are not checked."),
+    min_short_tokens: int = typer.Option(8, "--min-short-tokens", help="Question parts shorter than --ngram but "
+                                         "at least this long must match exactly; shorter ones are not checked."),
+    short_exact_answers: bool = typer.Option(False, "--short-exact-answers", help="Also exact-match short answer "
+                                             "parts (off: short final answers are too common to be evidence)."),
     allow_hub: bool = typer.Option(False, "--allow-hub", help="Download a set from the hub when its local "
                                    "file is missing (needs network and `datasets`)."),
 ) -> None:
@@ -39,7 +41,7 @@ def decontam(
 
     try:
         config = DecontamConfig(ngram=ngram, lcs_ratio=lcs_ratio, min_lcs=min_lcs, window_slack=window_slack,
-                                min_short_tokens=min_short_tokens)
+                                min_short_tokens=min_short_tokens, short_exact_answers=short_exact_answers)
     except ValueError as e:
         raise typer.BadParameter(str(e)) from e
     cols = [c.strip() for c in columns.split(",") if c.strip()] if columns else None

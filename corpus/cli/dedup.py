@@ -62,14 +62,15 @@ def dedup(
     rows: int = typer.Option(None, "--rows", help="Rows per band (with --bands)."),
     verify_threshold: float = typer.Option(0.5, "--verify-threshold", help="Real similarity a pair needs."),
     metric: str = typer.Option("jaccard", "--metric", help="jaccard or containment."),
-    number_threshold: float = typer.Option(0.5, "--number-threshold",
-                                           help="Jaccard the number sets need (0 disables the check)."),
+    symbol_tolerance: float = typer.Option(0.1, "--symbol-tolerance",
+                                           help="Share of math symbols (numbers, variables, TeX commands) that "
+                                           "may differ between duplicates (negative disables)."),
     priority: str = typer.Option("source,math_score,length", "--priority",
                                  help="Survivor order: fields from source, math_score, quality_tier, length."),
     source_rank: str = typer.Option("book,exam,web,code,synthetic,other", "--source-rank",
                                     help="Sources from most to least preferred."),
     source: str = typer.Option(None, "--source", help="Source for records without a valid schema source."),
-    cluster_rounds: int = typer.Option(8, "--cluster-rounds", help="Maximum label-propagation rounds."),
+    cluster_rounds: int = typer.Option(30, "--cluster-rounds", help="Maximum label-propagation rounds."),
     save_index: str = typer.Option(None, "--save-index", help="Save the kept documents' index to this folder."),
     against_index: str = typer.Option(None, "--against-index",
                                       help="Also remove documents duplicating this saved index (index docs win)."),
@@ -91,7 +92,7 @@ def dedup(
     try:
         settings = DedupSettings(
             shingle_size=shingle_size, num_perm=num_perm, lsh_threshold=lsh_threshold, bands=bands, rows=rows,
-            verify_threshold=verify_threshold, metric=metric, number_threshold=number_threshold,
+            verify_threshold=verify_threshold, metric=metric, symbol_tolerance=symbol_tolerance,
             priority=[p.strip() for p in priority.split(",") if p.strip()],
             source_rank=[s.strip() for s in source_rank.split(",") if s.strip()], cluster_rounds=cluster_rounds,
             tasks=tasks, against_index_dir=against_index, save_index_dir=save_index)

@@ -28,6 +28,7 @@ def extract(
     """Extract web pages (math kept as LaTeX), books or code into document-schema Parquet under OUTPUT/corpus."""
     import os
 
+    from corpus.errors import MathcorpusError
     from corpus.io import expand_paths
     from corpus.schema import SOURCES
     from pipelines.executors import EXECUTORS, quiet_logs
@@ -35,9 +36,9 @@ def extract(
     from pipelines.runner import run_manifest
 
     if source not in SOURCES:
-        raise typer.BadParameter(f"expected one of {', '.join(SOURCES)}", param_hint="--source")
+        raise MathcorpusError(f"--source: expected one of {', '.join(SOURCES)}, got {source!r}")
     if executor not in EXECUTORS:
-        raise typer.BadParameter(f"expected one of {', '.join(EXECUTORS)}", param_hint="--executor")
+        raise MathcorpusError(f"--executor: expected one of {', '.join(EXECUTORS)}, got {executor!r}")
     for pattern in inputs:
         expand_paths(pattern)  # one-line error naming a pattern that matches nothing
     options = {}

@@ -55,19 +55,19 @@ def print_tables(result: dict) -> None:
     if t["tokens_missing"]:
         console.print(f"{t['tokens_missing']:,} documents have no n_tokens (run the tokens stage)")
     lengths = Table(title="length quantiles")
-    keys = ("min", "p01", "p05", "p25", "p50", "p75", "p95", "p99", "max", "mean")
-    lengths.add_column("measure")
-    for k in keys:
-        lengths.add_column(k, justify="right")
-    for name, q in result["lengths"].items():
-        if q:
-            lengths.add_row(name, *(f"{q[k]:,}" for k in keys))
+    measures = [name for name, q in result["lengths"].items() if q]
+    lengths.add_column("quantile")
+    for name in measures:
+        lengths.add_column(name, justify="right")
+    for k in ("min", "p01", "p05", "p25", "p50", "p75", "p95", "p99", "max", "mean"):
+        lengths.add_row(k, *(f"{result['lengths'][name][k]:,}" for name in measures))
     console.print(lengths)
     ms = result["math_score"]
     hist = " ".join(f"{c:,}" for c in ms["counts"])
     console.print(f"math_score histogram ({len(ms['counts'])} bins over 0..1): {hist}; missing {ms['missing']:,}")
     if result["top_domains"]:
-        console.print("top domains: " + ", ".join(f"{d['domain']} ({d['documents']:,})" for d in result["top_domains"]))
+        console.print("top domains: " + ", ".join(f"{d['domain']} ({d['documents']:,})"
+                                                  for d in result["top_domains"][:10]))
     d = result["duplicates"]
     console.print(f"exact duplicates: {d['exact_duplicate_share']:.4%} ({d['distinct_texts']:,} distinct texts, "
                   f"{d['method']})")

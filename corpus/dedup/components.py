@@ -2,8 +2,8 @@
 
 A label is ``(key, h, gid)``: the priority key, id hash and global id of the best document seen so far, so
 the converged label of a component is its survivor. Each round, a node takes the minimum of its own label,
-its neighbours' labels and its label's label (pointer jumping: distances halve, so long chains converge in
-O(log n) rounds). A round only needs the node's own edges plus label look-ups, so each partition (shard)
+its neighbours' labels, and the labels of those labels (pointer jumping, so long chains converge in far
+fewer rounds than their length). A round only needs the node's own edges plus label look-ups, so each partition (shard)
 runs independently and no process holds all edges.
 """
 
@@ -35,8 +35,9 @@ def propagation_round(src: np.ndarray, dst: np.ndarray, lookup: Lookup) -> tuple
     """One round for the nodes ``src`` (edges ``src -> dst``); returns new labels and how many changed."""
     nodes = np.unique(src)
     old = lookup(nodes)
-    cand_nodes = np.concatenate([nodes, src, nodes])
-    cand = np.concatenate([old, lookup(dst), lookup(old["gid"])])
+    neigh = lookup(dst)
+    cand_nodes = np.concatenate([nodes, src, nodes, src])
+    cand = np.concatenate([old, neigh, lookup(old["gid"]), lookup(neigh["gid"])])
     new = best_per_node(cand_nodes, cand)
     changed = int(np.count_nonzero(new["gid"] != old["gid"]))
     return new, changed

@@ -16,7 +16,7 @@ import xxhash
 from corpus.dedup.params import DedupConfig
 from corpus.normalize import math_tokens
 
-_NUM_RE_FIRST = set("0123456789")
+_NOT_SYMBOLS = frozenset({"a", "i"})  # English words, not variables
 _MIX1 = np.uint64(0xBF58476D1CE4E5B9)
 _MIX2 = np.uint64(0x94D049BB133111EB)
 
@@ -36,11 +36,11 @@ def _odd_constants(n: int, seed: int) -> np.ndarray:
 
 @dataclass(frozen=True)
 class DocFeatures:
-    """What dedup keeps of one document: exact key, sorted unique shingle/number hashes (uint32)."""
+    """What dedup keeps of one document: exact key, sorted unique shingle and math-symbol hashes (uint32)."""
 
     exact: tuple[int, int]  # xxh3-128 of the normalized text, as two uint64
     shingles: np.ndarray  # uint32, sorted, unique
-    numbers: np.ndarray  # uint32, sorted, unique (hashes of number tokens)
+    symbols: np.ndarray  # uint32, sorted, unique: hashes of (math symbol, occurrence) = a multiset
 
 
 def _hash_tokens(tokens: list[str]) -> np.ndarray:
@@ -51,7 +51,7 @@ def _hash_tokens(tokens: list[str]) -> np.ndarray:
 
 
 def doc_features(text: str, n: int) -> DocFeatures:
-    """Exact key, shingles (hashed token n-grams) and number-token hashes of ``text``."""
+    """Exact key, shingles (hashed token n-grams) and the math-symbol multiset of ``text``."""
     tokens = math_tokens(text)
     digest = xxhash.xxh3_128_digest(" ".join(tokens).encode("utf-8"))
     exact = (int.from_bytes(digest[:8], "little"), int.from_bytes(digest[8:], "little"))
@@ -65,10 +65,21 @@ def doc_features(text: str, n: int) -> DocFeatures:
     for k in range(min(n, len(tokens))):
         acc += th[k : k + m] * weights[k]
     shingles = np.unique((_mix64(acc) >> np.uint64(32)).astype(np.uint32))
-    nums = [t for t in tokens if t[0] in _NUM_RE_FIRST]
-    num_hashes = (xxhash.xxh32_intdigest(t.encode()) for t in nums)
-    numbers = np.unique(np.fromiter(num_hashes, dtype=np.uint32, count=len(nums)))
-    return DocFeatures(exact, shingles, numbers)
+    symbols = math_symbols(tokens)
+    sym_hashes = (xxhash.xxh32_intdigest(t.encode()) for t in symbols)
+    return DocFeatures(exact, shingles, np.unique(np.fromiter(sym_hashes, dtype=np.uint32, count=len(symbols))))
+
+
+def math_symbols(tokens: list[str]) -> list[str]:
+    """The tokens whose change makes a different problem: numbers, TeX commands and one-letter variables,
+    each tagged with its occurrence number (so the set is a multiset)."""
+    seen: dict[str, int] = {}
+    out = []
+    for t in tokens:
+        if t[0].isdigit() or t[0] == "\\" or (len(t) == 1 and t.isascii() and t.isalpha() and t not in _NOT_SYMBOLS):
+            seen[t] = seen.get(t, 0) + 1
+            out.append(f"{t}\x00{seen[t]}")
+    return out
 
 
 def signatures(shingle_sets: list[np.ndarray], cfg: DedupConfig, chunk: int = 8192) -> np.ndarray:

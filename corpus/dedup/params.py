@@ -30,7 +30,7 @@ class DedupConfig:
     rows: int | None = None
     verify_threshold: float = 0.5
     metric: Literal["jaccard", "containment"] = "jaccard"
-    number_threshold: float = 0.5  # Jaccard of the number sets; 0 disables the numbers check
+    symbol_tolerance: float = 0.1  # math symbols may differ by max(1, this x their count); < 0 disables
     max_bucket_pairs: int = 32  # buckets larger than this emit star + chain pairs instead of all pairs
     seed: int = 42
     fn_weight: float = 0.9  # optimizer weights: favour recall, verification restores precision

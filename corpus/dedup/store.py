@@ -1,7 +1,7 @@
 """On-disk layout of dedup work files and saved indexes (numpy arrays, written atomically).
 
 ``{root}/shards/{r:05d}/`` holds one shard's ``meta.npy`` (priority key, id hash, exact key), ragged
-``shingles``/``numbers`` arrays with offsets, and ``ids.npy``; ``{root}/bands/{b:03d}/{r:05d}.npy`` holds
+``shingles``/``symbols`` arrays with offsets, and ``ids.npy``; ``{root}/bands/{b:03d}/{r:05d}.npy`` holds
 the shard's ``(key, idx)`` rows of band ``b`` sorted by key (the last band is the exact key). A saved index
 has the same layout plus ``alive/{r:05d}.npy`` (documents kept) and ``index.json``. Local files are
 memory-mapped, so look-ups into other shards do not load them.

@@ -1,4 +1,4 @@
-"""Candidate verification: real shingle similarity, and numbers that agree."""
+"""Candidate verification: real shingle similarity, and math symbols (numbers, variables, TeX) that agree."""
 
 from __future__ import annotations
 
@@ -27,20 +27,24 @@ def similarity(a: np.ndarray, b: np.ndarray, metric: str = "jaccard") -> float:
     return inter / (len(a) + len(b) - inter)
 
 
-def numbers_agree(a: np.ndarray, b: np.ndarray, threshold: float) -> bool:
-    """True when the number sets differ by at most one number or their Jaccard is >= ``threshold``.
+def symbols_agree(a: np.ndarray, b: np.ndarray, tolerance: float, size: float = 0.0) -> bool:
+    """True when the math-symbol multisets differ by at most ``max(1, tolerance * max(symbols, size / 10))``.
 
-    ``x+5=12`` and ``x+5=13`` share almost every shingle of a short problem but are different problems.
+    ``x+5=12`` vs ``x+5=13`` or "find angle A" vs "find angle B" share almost every shingle of a short
+    problem but are different problems, while a lightly edited long copy loses a few of its many symbols.
+    ``size`` (mean shingle count) lets long prose, whose few numbers are incidental, differ a little more.
+    A negative ``tolerance`` disables the check.
     """
-    if threshold <= 0:
+    if tolerance < 0:
         return True
     inter = _overlap(a, b)
-    union = len(a) + len(b) - inter
-    return union - inter <= 1 or inter / union >= threshold
+    allowed = max(1.0, tolerance * max((len(a) + len(b)) / 2, size / 10))
+    return len(a) + len(b) - 2 * inter <= allowed
 
 
-def is_duplicate(sh_a: np.ndarray, sh_b: np.ndarray, num_a: np.ndarray, num_b: np.ndarray,
+def is_duplicate(sh_a: np.ndarray, sh_b: np.ndarray, sym_a: np.ndarray, sym_b: np.ndarray,
                  cfg: DedupConfig) -> tuple[bool, float]:
     """Verify one candidate pair; returns ``(duplicate, similarity)``."""
     sim = similarity(sh_a, sh_b, cfg.metric)
-    return (sim >= cfg.verify_threshold and numbers_agree(num_a, num_b, cfg.number_threshold)), sim
+    size = (len(sh_a) + len(sh_b)) / 2
+    return (sim >= cfg.verify_threshold and symbols_agree(sym_a, sym_b, cfg.symbol_tolerance, size)), sim

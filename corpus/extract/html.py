@@ -13,6 +13,7 @@ import re
 import signal
 import threading
 from dataclasses import dataclass, field
+from html import escape as html_escape
 from typing import Any
 from urllib.parse import urlparse
 
@@ -20,12 +21,12 @@ from corpus.extract.math import PLACEHOLDER_RE, MathPass, restore, take_formulas
 
 DEFAULT_MAX_BYTES = 10_000_000
 DEFAULT_TIMEOUT = 20.0
-RECALL_BELOW = 0.9  # formula share under which the recall-oriented pass is tried
+RECALL_BELOW = 0.97  # formula share under which the recall-oriented pass is tried
 TRAFILATURA_OPTIONS: dict[str, Any] = {
     "output_format": "markdown",
     "include_tables": True,
     "include_formatting": True,
-    "include_comments": True,
+    "include_comments": False,  # blog comment sections: boilerplate more often than not (and 40 % slower)
     "include_links": False,
     "include_images": False,
     "fast": False,
@@ -188,6 +189,25 @@ def page_title(tree) -> str | None:
     return None
 
 
+# ---- Markdown clean-up -----------------------------------------------------------------------------------
+
+FENCE = re.compile(r"(^```.*?^```[ \t]*$)", re.M | re.S)
+MD_ESCAPE = re.compile(r"(?<!\\)\\([*_`~\[\]<>#+\-])")
+
+
+def unescape_markdown(text: str) -> str:
+    """Undo trafilatura's CommonMark escapes in prose (``\\[1\\]``, ``snake\\_case``, ``\\<tag>``).
+
+    In a math corpus an escaped ``\\[`` reads as a display-math opener; the formulas themselves are not
+    touched (they are restored after this step), nor are fenced code blocks.
+    """
+    if "\\" not in text:
+        return text
+    parts = FENCE.split(text)
+    parts[::2] = [MD_ESCAPE.sub(r"\1", p) for p in parts[::2]]
+    return "".join(parts)
+
+
 # ---- extraction ------------------------------------------------------------------------------------------
 
 
@@ -213,14 +233,50 @@ def math_text(
     mp = take_formulas(tree)
     opts = {**TRAFILATURA_OPTIONS, **(options or {})}
     spare = copy.deepcopy(tree) if mp.formulas and recall_below > 0 else None
+    qa = qa_blocks(tree) if spare is not None else []
     text = trafilatura.extract(tree, url=url, **opts)
     if spare is not None:
         kept = len(set(PLACEHOLDER_RE.findall(text or "")))
-        if kept < recall_below * len(mp.formulas):
-            alt = trafilatura.extract(spare, url=url, **{**opts, "favor_recall": True, "favor_precision": False})
-            if alt and len(set(PLACEHOLDER_RE.findall(alt))) > kept:
-                text = alt
+        recall = {**opts, "favor_recall": True, "favor_precision": False, "include_comments": True}
+        candidates = [lambda: trafilatura.extract(spare, url=url, **recall)]
+        if qa:
+            candidates.append(lambda: "\n\n".join(
+                t for t in (b if isinstance(b, str) else trafilatura.extract(b, **recall) for b in qa) if t))
+        for candidate in candidates:
+            if kept >= recall_below * len(mp.formulas):
+                break
+            alt = candidate()
+            n = len(set(PLACEHOLDER_RE.findall(alt or "")))
+            if n > kept:
+                text, kept = alt, n
     return text, mp
+
+
+QA_SCOPE = "//*[contains(@itemtype, 'schema.org/Question') or contains(@itemtype, 'schema.org/Answer')]"
+QA_BLOCKS = f"{QA_SCOPE}//*[@itemprop='text'] | {QA_SCOPE}//*[contains(@class, 'comment-copy')]"
+
+
+def qa_blocks(tree) -> list:
+    """Question, answers and their comments of a schema.org QAPage (Stack Exchange, Discourse ...): each post
+    as its own document, each comment as plain text.
+
+    Main-text extractors keep the question and drop the answers, which is where most of the math is.
+    """
+    from lxml import html as lhtml
+
+    blocks = tree.xpath(QA_BLOCKS)
+    if len(blocks) < 2:
+        return []
+    title = next((t.text_content() for t in tree.iter("h1")), "") or page_title(tree) or ""
+    docs = []
+    for i, b in enumerate(blocks):
+        if b.get("itemprop") != "text":
+            docs.append(" ".join(b.text_content().split()))
+            continue
+        head = f"<h1>{html_escape(title)}</h1>" if i == 0 and title.strip() else "<hr/>"
+        inner = lhtml.tostring(b, encoding="unicode", with_tail=False)
+        docs.append(lhtml.document_fromstring(f"<html><body><article>{head}{inner}</article></body></html>"))
+    return docs
 
 
 def extract_page(
@@ -246,6 +302,6 @@ def extract_page(
         text, mp = math_text(tree, url, options)
     if not text or not text.strip():
         raise ExtractError("no main text found")
-    text, kept = restore(text, mp)
+    text, kept = restore(unescape_markdown(text), mp)
     return Page(text=text.strip(), url=url, domain=domain_of(url), date=date, title=title,
                 formulas=len(mp.formulas), formulas_kept=kept, formula_kinds=mp.counts())

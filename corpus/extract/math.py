@@ -103,6 +103,25 @@ def _replace(el, text: str | None) -> None:
     parent.remove(el)
 
 
+BLOCK_PARENTS = {"div", "section", "article", "main", "body", "figure", "d-article", "dt-article", "td", "li", "dd",
+                 "blockquote", "center", "header", "aside"}
+
+
+def _put(el, mp: MathPass, tex: str, display: bool, kind: str) -> None:
+    """Replace ``el`` by the placeholder of a new formula; a display formula between blocks gets its own
+    paragraph (extractors drop loose text between block elements)."""
+    ph = mp.add(tex, display, kind)
+    parent = el.getparent()
+    if ph and display and parent is not None and _local(parent.tag) in BLOCK_PARENTS:
+        p = el.makeelement("p", {})
+        p.text, p.tail = ph, el.tail
+        el.tail = None
+        el.addprevious(p)
+        parent.remove(el)
+        return
+    _replace(el, ph)
+
+
 def _drop(el) -> None:
     _replace(el, None)
 
@@ -165,74 +184,72 @@ def _attached(el, root) -> bool:
     return top is root
 
 
-_RENDERED_XPATH = "//*[" + " or ".join(f"contains(@class, '{c}')" for c in sorted(RENDERED_CLASSES)) + "]"
-_CANDIDATE_XPATH = (
-    "//script[starts-with(@type, 'math/')] | //*[contains(@class, 'katex') or contains(@class, 'mwe-math-element')]"
-    " | //mjx-container | //math | //img | " + " | ".join(f"//{t}" for t in CUSTOM_ELEMENTS)
-)
+_CLASSED_XPATH = "//*[contains(@class, 'MathJax') or contains(@class, 'katex') or contains(@class, 'mwe-math-element')]"
+_TAGS = ("script", "math", "img", "mjx-container", *CUSTOM_ELEMENTS)
 
 
 def _take_elements(root, mp: MathPass) -> None:
+    classed = root.xpath(_CLASSED_XPATH)  # one pass; the tag-based candidates come from root.iter(tags)
     # Rendered duplicates first (their glyph text would otherwise survive next to the TeX).
-    for el in root.xpath(_RENDERED_XPATH):
-        if not isinstance(el.tag, str) or not _attached(el, root):
-            continue
+    for el in classed:
         cls = _classes(el)
-        if cls and RENDERED_CLASSES.intersection(cls) and el.getparent() is not None:
-            math_el = None
-            if "katex-html" not in cls and "MathJax_Preview" not in cls and not _has_source_nearby(el):
-                math_el = next((m for m in el.iter() if _local(m.tag) == "math"), None)
-            if math_el is None:
-                _drop(el)  # rendered glyphs: the TeX is in the script / annotation beside them
-            else:  # saved after rendering: the assistive MathML is the only source left
-                tex, kind = _tex_of_math(math_el)
-                display = "MathJax_Display" in cls or _is_display_math(math_el)
-                _replace(el, mp.add(_strip_displaystyle(tex), display, kind))
-    for el in root.xpath(_CANDIDATE_XPATH):
+        if not RENDERED_CLASSES.intersection(cls) or el.getparent() is None or not _attached(el, root):
+            continue
+        math_el = None
+        if "katex-html" not in cls and "MathJax_Preview" not in cls and not _has_source_nearby(el):
+            math_el = next((m for m in el.iter() if _local(m.tag) == "math"), None)
+        if math_el is None:
+            _drop(el)  # rendered glyphs: the TeX is in the script / annotation beside them
+        else:  # saved after rendering: the assistive MathML is the only source left
+            tex, kind = _tex_of_math(math_el)
+            display = "MathJax_Display" in cls or _is_display_math(math_el)
+            _put(el, mp, _strip_displaystyle(tex), display, kind)
+    # Containers (KaTeX, Wikipedia) before the tags inside them; detached inner elements are skipped.
+    for el in [*classed, *root.iter(*_TAGS)]:
         if not isinstance(el.tag, str) or el.getparent() is None or not _attached(el, root):
             continue
         tag = _local(el.tag)
         if tag == "script":
             typ = (el.get("type") or "").lower()
             if typ.startswith("math/tex") or typ.startswith("math/latex"):
-                _replace(el, mp.add(el.text or "", "mode=display" in typ, "mathjax"))
+                _put(el, mp, el.text or "", "mode=display" in typ, "mathjax")
             elif typ.startswith("math/asciimath"):
-                _replace(el, mp.add(el.text or "", False, "asciimath"))
+                _put(el, mp, el.text or "", False, "asciimath")
             elif typ.startswith("math/mml"):
-                _replace(el, mp.add(mathml_to_latex(el.text or "<math/>"), "display" in typ, "mathml-converted"))
+                _put(el, mp, mathml_to_latex(el.text or "<math/>"), "display" in typ, "mathml-converted")
             continue
         cls = _classes(el)
         if "katex-display" in cls or ("katex" in cls and not _inside_class(el, "katex-display")):
             tex = next((a.text for a in el.iter() if _local(a.tag) == "annotation"
                         and (a.get("encoding") or "").lower() == "application/x-tex"), None)
             if tex:
-                _replace(el, mp.add(tex, "katex-display" in cls, "katex"))
+                _put(el, mp, tex, "katex-display" in cls, "katex")
             continue
         if tag == "mjx-container" or "mwe-math-element" in cls:
             math_el = next((m for m in el.iter() if _local(m.tag) == "math"), None)
             if math_el is not None:
                 tex, kind = _tex_of_math(math_el)
                 display = el.get("display") == "true" or _is_display_math(math_el) or "mwe-math-element-block" in cls
-                _replace(el, mp.add(_strip_displaystyle(tex), display, kind))
+                _put(el, mp, _strip_displaystyle(tex), display, kind)
             else:
                 img = next((i for i in el.iter() if _local(i.tag) == "img"), None)
                 if img is not None and (img.get("alt") or "").strip():
-                    _replace(el, mp.add(_strip_displaystyle(img.get("alt")), False, "img"))
+                    _put(el, mp, _strip_displaystyle(img.get("alt")), False, "img")
             continue
         if tag == "math":
             tex, kind = _tex_of_math(el)
-            _replace(el, mp.add(_strip_displaystyle(tex), _is_display_math(el), kind))
+            _put(el, mp, _strip_displaystyle(tex), _is_display_math(el), kind)
             continue
         if tag == "img":
             tex = _latex_image(el)
             if tex:
                 display = "display" in (el.get("class") or "") or tex.startswith(r"\displaystyle")
-                _replace(el, mp.add(tex, display, "img"))
+                _put(el, mp, tex, display, "img")
             continue
         if tag in CUSTOM_ELEMENTS:
             tex = el.text_content() if hasattr(el, "text_content") else "".join(el.itertext())
-            _replace(el, mp.add(tex, el.get("block") is not None or el.get("display") in ("block", "true"),
-                                "custom"))
+            _put(el, mp, tex, el.get("block") is not None or el.get("display") in ("block", "true"),
+                                "custom")
 
 
 def _inside_class(el, name: str) -> bool:
@@ -263,7 +280,7 @@ DELIMS = re.compile(
     r"|(?P<sd>(?<![\\$\w])\$(?P<sd_b>[^\s$](?:[^$\n]|\n(?!\s*\n)){0,2000}?)(?<![\s\\])\$(?![\w$]))",
     re.S | re.I,
 )
-ASCIIMATH = re.compile(r"`([^`\n]{1,500})`")
+ASCIIMATH = re.compile(r"(?<!\\)`([^`\n]{1,500}?)(?<!\\)`")
 OPENERS = re.compile(r"\$\$|\\\[|\\\(|\\begin\{(?:" + _ENVS + r")\*?\}|\[(?:tex|latex|math|itex|imath)\]", re.I)
 
 
@@ -304,6 +321,8 @@ def _unclosed(text: str) -> bool:
     return bool(OPENERS.search(rest))
 
 
+_TEXT_XPATH = ("//text()[contains(., '$') or contains(., '\\') or contains(., '[') or contains(., '`')]"
+               "[not(parent::script) and not(parent::style)]")
 _HINT = re.compile(r"[$\\\[`]")
 
 
@@ -321,13 +340,11 @@ def _merge_br(root) -> None:
 
 def _take_text(root, mp: MathPass, page_has_engine: bool, asciimath: bool) -> None:
     _merge_br(root)
-    for el in root.iter():
-        if not isinstance(el.tag, str):
+    for node in root.xpath(_TEXT_XPATH):
+        el = node.getparent()
+        if el is None or not isinstance(el.tag, str):
             continue
-        has_text = bool(el.text and _HINT.search(el.text))
-        has_tail = bool(el.tail and _HINT.search(el.tail))
-        if not (has_text or has_tail):
-            continue
+        has_text, has_tail = bool(node.is_text and el.text), bool(node.is_tail and el.tail)
         tag = _local(el.tag)
         if has_text and not (tag in SKIP_TEXT_IN or _ancestors_skip(el)):
             in_math = any("math" in c.lower() or "tex" in c.lower() for c in _classes(el))
@@ -360,10 +377,25 @@ def _unhide_math_blocks(root) -> None:
             fig.tag = "div"
 
 
+_HIDDEN_XPATH = ("//*[contains(translate(@style, ' ', ''), 'display:none')]"
+                 "[.//d-math or .//dt-math or .//script[starts-with(@type, 'math/')]][not(.//math)]")
+
+
+def _drop_hidden(root) -> None:
+    """Inline-hidden formula caches (pre-rendered ``<d-math>`` / MathJax sources) are not page content.
+
+    Only hidden blocks holding formula sources go: other hidden blocks (collapsed forum posts) are left to the
+    extractor, and hidden assistive MathML is a formula's only source."""
+    for el in root.xpath(_HIDDEN_XPATH):
+        if el.getparent() is not None and _local(el.tag) not in ("html", "body"):
+            _drop(el)
+
+
 def take_formulas(root) -> MathPass:
     """Replace every formula under ``root`` (an lxml tree, modified in place) by a placeholder word."""
     mp = MathPass()
     engine, asciimath = page_engines(root)
+    _drop_hidden(root)
     _take_elements(root, mp)
     _take_text(root, mp, engine, asciimath)
     if mp.formulas:

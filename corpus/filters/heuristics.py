@@ -11,7 +11,10 @@ They follow Gopher (Rae et al. 2021, table A1), C4 and FineWeb, with the changes
   ``#`` and ellipsis ratios, where markdown headings and math ellipses (``1, 2, \\ldots``/``a_1 + ... + a_n``)
   do not count;
 * prose-only statistics (average word length, stop words) are computed on the text with formulas, code
-  and TeX stripped, and only when there is enough prose to judge (formula-only pages are not "unnatural").
+  and TeX stripped, and only when there is enough prose to judge (formula-only pages are not "unnatural");
+* repetition is judged on the prose: duplicate lines/paragraphs compare their words (a derivation repeating
+  ``\\end{aligned}`` is not spam) and n-grams never span a formula; the n-gram rules start at 150 prose units
+  (a short problem repeats its terms by necessity).
 
 Every threshold can be set to ``None`` to disable that rule. Each check returns a :class:`Verdict` with a
 ``reason`` (``"<filter>.<rule>"``) and the measured value, which the stages record for removed documents.
@@ -196,6 +199,9 @@ class BoilerplateConfig(_Config):
     max_nav_line_frac: float | None = Field(
         0.6, description="share of lines that look like navigation: <= 3 words, <= 30 chars, no terminal "
                          "punctuation, no math, not a heading")
+    strip_lines: bool = Field(
+        False, description="first remove boilerplate and navigation lines from the text (C4-style line cleaning, "
+                           "for whole-page/WET input), then judge what is left")
     min_lines: int = Field(4, description="the boilerplate-line rule applies from this many lines")
     nav_min_lines: int = Field(10, description="the navigation-line rule applies from this many lines "
                                                "(a multiple-choice problem has a few short option lines)")
@@ -213,6 +219,23 @@ def is_nav_line(line: str) -> bool:
     )
 
 
+def is_boilerplate_line(line: str, cfg: BoilerplateConfig) -> bool:
+    return len(line) <= cfg.max_line_chars and BOILERPLATE_RE.search(line) is not None
+
+
+def strip_boilerplate_lines(text: str, cfg: BoilerplateConfig | None = None) -> tuple[str, int]:
+    """``text`` without its boilerplate and navigation lines, and how many lines were removed."""
+    cfg = cfg or BoilerplateConfig()
+    kept, removed = [], 0
+    for line in text.splitlines():
+        s = line.strip()
+        if s and (is_boilerplate_line(s, cfg) or is_nav_line(s)):
+            removed += 1
+        else:
+            kept.append(line)
+    return ("\n".join(kept).strip() if removed else text), removed
+
+
 def check_boilerplate(st: TextStats, cfg: BoilerplateConfig) -> Verdict:
     if cfg.lorem_ipsum and _LOREM_RE.search(st.text):
         return _fail("boilerplate.lorem_ipsum", 1, 1)
@@ -220,7 +243,7 @@ def check_boilerplate(st: TextStats, cfg: BoilerplateConfig) -> Verdict:
     if len(lines) < cfg.min_lines:
         return KEEP
     if cfg.max_boilerplate_line_frac is not None:
-        n = sum(1 for s in lines if len(s) <= cfg.max_line_chars and BOILERPLATE_RE.search(s))
+        n = sum(1 for s in lines if is_boilerplate_line(s, cfg))
         if n / len(lines) > cfg.max_boilerplate_line_frac:
             return _fail("boilerplate.boilerplate_lines", n / len(lines), cfg.max_boilerplate_line_frac)
     if cfg.max_nav_line_frac is not None and len(lines) >= cfg.nav_min_lines:
@@ -350,7 +373,8 @@ def check_text(text: str, cfg: HeuristicsConfig | None = None, lang: str | None 
     """Run every enabled heuristic on ``text``; the first failure decides (its reason is returned).
 
     ``lang`` (the document's ``lang`` column, if known) switches off the English/Chinese stop-word rule for
-    other languages."""
+    other languages. With ``boilerplate.strip_lines``, call :func:`strip_boilerplate_lines` first and pass
+    the cleaned text (the filter stage does, and writes the cleaned text)."""
     cfg = cfg or HeuristicsConfig()
     st = stats or TextStats(text)
     for name, fn in CHECKS:

@@ -11,6 +11,7 @@ from corpus.normalize import math_tokens
 
 _PARA_RE = re.compile(r"\n\s*\n")
 _NON_CONTENT_RE = re.compile(r"[\W_]+")
+_MATH_OPS = frozenset("=+^_<>*")
 # A "word" carries content when it has a letter, digit, CJK character, TeX command or math symbol.
 _MATH_CHARS = set("+-*/=<>^_|~\\$(){}[]%!&'")
 
@@ -107,10 +108,12 @@ class TextStats:
 
     @cached_property
     def n_math_tokens(self) -> int:
-        """Tokens that are TeX commands, numbers or operators."""
-        return sum(1 for t in self.tokens if t[0] == "\\" or t[0].isdigit() or not (t[0].isalpha()))
+        """Tokens that are TeX commands or math operators (``= + ^ _ < > *`` and Unicode math symbols); numbers,
+        hyphens and slashes are left out (dates, prices and URLs are not math)."""
+        return sum(1 for t in self.tokens
+                   if t[0] == "\\" or t in _MATH_OPS or (len(t) == 1 and 0x2190 <= ord(t) <= 0x2BFF))
 
     @property
     def math_density(self) -> float:
-        """Share of the tokens that are math (TeX commands, numbers, operators)."""
+        """Share of the tokens that are math (TeX commands, math operators)."""
         return self.n_math_tokens / len(self.tokens) if self.tokens else 0.0

@@ -3,8 +3,8 @@
 The score (0..1) combines two parts:
 
 * **math**: the recall model's ``math_score`` (fastText P(math)) when the document has one; otherwise a
-  markup proxy: ``min(1, math_density / 0.25)`` where ``math_density`` is the share of tokens that are TeX
-  commands, numbers or operators (a page with a quarter of its tokens math gets 1);
+  markup proxy: ``min(1, math_density / 0.15)`` where ``math_density`` is the share of tokens that are TeX
+  commands or math operators (numbers, dates and prices do not count; 15 % of the tokens math gets 1);
 * **quality**: a second model's P(high quality) when one is given (e.g. a fastText model trained with the
   classify area's ``classifiers`` API on FineMath-style labels), else heuristics: the mean of a length
   factor ``min(1, log10(tokens) / 3)`` (1000+ tokens -> 1) and a prose factor
@@ -50,7 +50,7 @@ def heuristic_quality(st: TextStats) -> float:
 
 
 def math_proxy(st: TextStats) -> float:
-    return min(1.0, st.math_density / 0.25)
+    return min(1.0, st.math_density / 0.15)
 
 
 def quality_score(st: TextStats, math_score: float | None = None, model_quality: float | None = None,

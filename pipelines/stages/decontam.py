@@ -8,9 +8,9 @@ finalizer writes ``report.json``, ``report.md`` and ``report.html`` into the sta
 from __future__ import annotations
 
 import json
-import os
 from collections import Counter
 
+import fsspec
 from datatrove.data import DocumentsPipeline
 from datatrove.pipeline.base import PipelineStep
 
@@ -31,6 +31,7 @@ class DecontamSettings(StageSettings):
     min_lcs: int = 13
     window_slack: float = 0.1
     min_short_tokens: int = 8
+    short_exact_answers: bool = False
     allow_hub: bool = False
 
 
@@ -88,7 +89,8 @@ def _config(settings: DecontamSettings):
     from decontam.config import DecontamConfig
 
     return DecontamConfig(ngram=settings.ngram, lcs_ratio=settings.lcs_ratio, min_lcs=settings.min_lcs,
-                          window_slack=settings.window_slack, min_short_tokens=settings.min_short_tokens)
+                          window_slack=settings.window_slack, min_short_tokens=settings.min_short_tokens,
+                          short_exact_answers=settings.short_exact_answers)
 
 
 def build(settings: DecontamSettings, ctx: StageContext) -> list[Phase]:
@@ -120,9 +122,10 @@ def finalize(settings: DecontamSettings, ctx: StageContext) -> dict:
     with open_file(f"{ctx.stage_dir}/index/meta.json", "rt") as fh:
         meta = json.load(fh)
     removals, by_source = [], Counter()
+    fs = fsspec.get_fs_token_paths(ctx.stage_dir)[0]
     for rank in range(ctx.tasks):
         base = f"{ctx.stage_dir}/evidence/{rank:05d}"
-        if not os.path.exists(f"{base}.counts.json"):
+        if not fs.exists(f"{base}.counts.json"):
             continue
         with open_file(f"{base}.counts.json", "rt") as fh:
             by_source.update(json.load(fh))
@@ -132,8 +135,8 @@ def finalize(settings: DecontamSettings, ctx: StageContext) -> dict:
     for path in expand_paths(ctx.input_dir, exts=PARQUET_EXT):
         with open_file(path, "rb") as fh:
             rows = pq.ParquetFile(fh).metadata.num_rows
-        inputs.append({"path": os.path.relpath(path, ctx.run_dir), "sha256": sha256_file(path), "documents": rows,
-                       "removed": None})
+        shown = path[len(ctx.run_dir) + 1 :] if path.startswith(ctx.run_dir + "/") else path
+        inputs.append({"path": shown, "sha256": sha256_file(path), "documents": rows})
     report = build_report(config=_config(settings), evalsets=meta["evalsets"], inputs=inputs,
                           documents_by_source=by_source, removals=removals, index=meta["index"],
                           extra_config={"mode": "stage", "evalsets_selection": settings.evalsets})

@@ -3,8 +3,8 @@
 Phases (all files under ``{stage_dir}/work``; each task's memory is bounded by its shard):
 
 1. ``signatures`` (one task per shard): exact key, shingles, MinHash band keys, sorted per band.
-2. ``buckets`` (one task per band x key range): shared keys -> candidate pairs, routed to the owner shard.
-3. ``verify`` (per shard): real shingle similarity + numbers check -> edges.
+2. ``buckets`` (band groups x key ranges): shared keys -> candidate pairs, routed to the owner shard.
+3. ``verify`` (per shard): real shingle similarity + math-symbol check -> edges.
 4. ``cluster_NN`` (per shard, ``cluster_rounds`` times, no-ops after convergence): min-label propagation.
 5. ``filter`` (per shard): kept docs -> ``kept/``; removed ones -> ``removed/`` with ``reason``,
    ``cluster_id``, ``kept_id`` and ``similarity``.
@@ -44,13 +44,15 @@ class DedupSettings(StageSettings):
     rows: int | None = Field(None, ge=1)
     verify_threshold: float = Field(0.5, gt=0, le=1, description="real similarity needed for a duplicate")
     metric: Literal["jaccard", "containment"] = "jaccard"
-    number_threshold: float = Field(0.5, ge=0, le=1, description="Jaccard of number sets; 0 disables")
+    symbol_tolerance: float = Field(0.1, le=1, description="share of math symbols (numbers, variables, TeX) "
+                                    "that may differ; negative disables")
     max_bucket_pairs: int = Field(32, ge=2)
     seed: int = 42
     priority: list[str] = Field(default_factory=lambda: ["source", "math_score", "length"])
     source_rank: list[str] = Field(default_factory=lambda: ["book", "exam", "web", "code", "synthetic", "other"])
-    bucket_partitions: int = Field(1, ge=1, description="key ranges per band (more, smaller bucket tasks)")
-    cluster_rounds: int = Field(8, ge=1, description="maximum label-propagation rounds")
+    bucket_tasks: int | None = Field(None, ge=1, description="band groups matched in parallel (default: shards)")
+    bucket_partitions: int = Field(1, ge=1, description="key ranges per band (smaller bucket tasks)")
+    cluster_rounds: int = Field(30, ge=1, description="maximum label-propagation rounds (stops at convergence)")
     tasks: int | None = Field(None, ge=1, description="shards (tasks) per phase; default: the run's tasks")
     against_index_dir: str | None = None
     save_index_dir: str | None = None
@@ -66,7 +68,7 @@ class DedupSettings(StageSettings):
     def config(self) -> DedupConfig:
         return DedupConfig(shingle_size=self.shingle_size, num_perm=self.num_perm, lsh_threshold=self.lsh_threshold,
                            bands=self.bands, rows=self.rows, verify_threshold=self.verify_threshold,
-                           metric=self.metric, number_threshold=self.number_threshold,
+                           metric=self.metric, symbol_tolerance=self.symbol_tolerance,
                            max_bucket_pairs=self.max_bucket_pairs, seed=self.seed)
 
     def priority_config(self) -> PriorityConfig:
@@ -85,11 +87,11 @@ def build(settings: DedupSettings, ctx: StageContext) -> Iterator[Phase]:
     if settings.against_index_dir:
         check_index_params(settings.against_index_dir, cfg.signature_fields())
     work, n, index = f"{ctx.stage_dir}/work", _shards(settings, ctx), settings.against_index_dir
-    bands = cfg.band_shape[0] + 1  # + the exact band
+    groups = min(settings.bucket_tasks or n, cfg.band_shape[0] + 1)  # + the exact band
     yield Phase("signatures", [ParquetShardReader(ctx.input_dir),
                                DedupSignatures(work, cfg, settings.priority_config())], tasks=n)
     yield Phase("buckets", [DedupBuckets(work, cfg, n, settings.bucket_partitions, index)],
-                tasks=bands * settings.bucket_partitions)
+                tasks=groups * settings.bucket_partitions)
     yield Phase("verify", [DedupVerify(work, cfg, n, index)], tasks=n)
     for k in range(settings.cluster_rounds):
         if k and round_converged(work, k - 1, n):

@@ -47,18 +47,23 @@ class FilterSettings(StageSettings):
                                 repetition=self.repetition)
 
 
-def build(settings: FilterSettings, ctx: StageContext) -> list[Phase]:
+def build_step(settings: FilterSettings, removed_dir: str) -> QualityFilterStep:
+    """The filter step for these settings (also used in-process by ``mathcorpus filter``)."""
     tier_model = None
     if settings.tier_model_path:
         from classifiers.model import MathClassifier
 
         tier_model = MathClassifier(settings.tier_model_path, label=settings.tier_model_label)
-    step = QualityFilterStep(
+    return QualityFilterStep(
         gate=LanguageGate(settings.languages, settings.min_lang_score, settings.keep_undetermined),
         lid=LanguageIdentifier(settings.lid_backend, settings.lid_model_path),
         heuristics=settings.heuristics(), tiers=settings.tiers, min_tier=settings.min_tier,
-        removed_dir=ctx.removed_dir, tier_model=tier_model,
+        removed_dir=removed_dir, tier_model=tier_model,
     )
+
+
+def build(settings: FilterSettings, ctx: StageContext) -> list[Phase]:
+    step = build_step(settings, ctx.removed_dir)
     return [Phase("filter", [ParquetShardReader(ctx.input_dir), step, ParquetShardWriter(ctx.kept_dir)],
                   tasks=ctx.tasks)]
 

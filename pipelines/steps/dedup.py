@@ -69,14 +69,14 @@ class DedupSignatures(PipelineStep):
 
     def run(self, data: DocumentsPipeline = None, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
         cfg = self.config
-        meta_rows, shingles, numbers, ids = [], [], [], []
+        meta_rows, shingles, symbols, ids = [], [], [], []
         for doc in data or ():
             with self.track_time():
                 f = doc_features(doc.text, cfg.shingle_size)
                 row = {**doc.metadata, "text": doc.text}
                 meta_rows.append((priority_key(row, self.priority) + 1, id_hash(doc.id), *f.exact))
                 shingles.append(f.shingles)
-                numbers.append(f.numbers)
+                symbols.append(f.symbols)
                 ids.append(doc.id)
                 self.stat_update("documents")
                 if not len(f.shingles):
@@ -85,7 +85,7 @@ class DedupSignatures(PipelineStep):
             d = shard_dir(self.work_root, rank)
             meta = np.array(meta_rows, dtype=META_DTYPE) if meta_rows else np.empty(0, META_DTYPE)
             write_ragged(shingles, f"{d}/shingles")
-            write_ragged(numbers, f"{d}/numbers")
+            write_ragged(symbols, f"{d}/symbols")
             with atomic_open(f"{d}/ids.json", "wb") as fh:
                 fh.write(json.dumps(ids, ensure_ascii=False).encode("utf-8"))
             nonempty = np.flatnonzero([len(s) > 0 for s in shingles]) if shingles else np.empty(0, np.int64)
@@ -106,7 +106,11 @@ class DedupSignatures(PipelineStep):
 
 
 class DedupBuckets(PipelineStep):
-    """Phase 2: one task per (band, key range): documents sharing a key -> candidate pairs, by owner shard."""
+    """Phase 2: documents sharing a band key -> candidate pairs, routed to the owner shard.
+
+    Task ``t`` handles key range ``t % partitions`` of every band ``b`` with ``b % groups == t // partitions``
+    (``groups = world_size // partitions``), one band at a time, so memory is one band's key range.
+    """
 
     name = "dedup buckets"
     type = "🫂 - DEDUP"
@@ -124,26 +128,30 @@ class DedupBuckets(PipelineStep):
         j = len(keys) if hi >= 2**64 else np.searchsorted(keys, np.uint64(hi))
         return np.asarray(rows[i:j])
 
-    def run(self, data: DocumentsPipeline = None, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
-        band, part = divmod(rank, self.partitions)
-        lo, hi = (part * 2**64) // self.partitions, ((part + 1) * 2**64) // self.partitions
+    def _band_pairs(self, band: int, lo: int, hi: int) -> np.ndarray:
         keys, gids, skip = [], [], []
+        sources = [(self.work_root, r, r, None) for r in range(self.shards)]
+        if self.index_root:
+            sources += [(self.index_root, s, INDEX_RANK_BASE + s, f"{self.index_root}/alive/{s:05d}.npy")
+                        for s in index_shards(self.index_root)]
+        for root, shard, grank, alive_path in sources:
+            rows = self._rows(band_file(root, band, shard), lo, hi)
+            if alive_path is not None:
+                rows = rows[load_array(alive_path)[rows["idx"]]]
+            keys.append(rows["key"])
+            gids.append(gid_of(grank, rows["idx"]))
+            skip.append(np.full(len(rows), alive_path is not None))
+        self.stat_update("signatures", value=sum(len(k) for k in keys))
+        return bucket_pairs(np.concatenate(keys), np.concatenate(gids), self.config.max_bucket_pairs,
+                            np.concatenate(skip))
+
+    def run(self, data: DocumentsPipeline = None, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
+        group, part = divmod(rank, self.partitions)
+        groups = max(1, world_size // self.partitions)
+        lo, hi = (part * 2**64) // self.partitions, ((part + 1) * 2**64) // self.partitions
         with self.track_time():
-            sources = [(self.work_root, r, r, None) for r in range(self.shards)]
-            if self.index_root:
-                sources += [(self.index_root, s, INDEX_RANK_BASE + s, f"{self.index_root}/alive/{s:05d}.npy")
-                            for s in index_shards(self.index_root)]
-            for root, shard, grank, alive_path in sources:
-                rows = self._rows(band_file(root, band, shard), lo, hi)
-                if alive_path is not None:
-                    rows = rows[load_array(alive_path)[rows["idx"]]]
-                keys.append(rows["key"])
-                gids.append(gid_of(grank, rows["idx"]))
-                skip.append(np.full(len(rows), alive_path is not None))
-            keys_a = np.concatenate(keys) if keys else np.empty(0, np.uint64)
-            pairs = bucket_pairs(keys_a, np.concatenate(gids) if gids else np.empty(0, np.uint64),
-                                 self.config.max_bucket_pairs, np.concatenate(skip) if skip else None)
-            self.stat_update("signatures", value=len(keys_a))
+            found = [self._band_pairs(b, lo, hi) for b in range(self.config.band_shape[0] + 1) if b % groups == group]
+            pairs = np.unique(np.concatenate(found)) if found else np.empty(0, PAIR_DTYPE)
             self.stat_update("candidate_pairs", value=len(pairs))
             owner = split_gid(pairs["a"])[0]
             for target in range(self.shards):
@@ -170,7 +178,7 @@ class DedupVerify(PipelineStep):
             store = ShardSet(self.work_root, self.index_root)
             own = store.shard(rank)
             own.load_ragged("shingles")
-            own.load_ragged("numbers")
+            own.load_ragged("symbols")
             keep = np.zeros(len(pairs), dtype=bool)
             sims = np.zeros(len(pairs), dtype=np.float32)
             ra, ia = split_gid(pairs["a"])
@@ -178,7 +186,7 @@ class DedupVerify(PipelineStep):
             for k in range(len(pairs)):
                 sa, sb = store.shard(ra[k]), store.shard(rb[k])
                 ok, sim = is_duplicate(sa.ragged("shingles", ia[k]), sb.ragged("shingles", ib[k]),
-                                       sa.ragged("numbers", ia[k]), sb.ragged("numbers", ib[k]), self.config)
+                                       sa.ragged("symbols", ia[k]), sb.ragged("symbols", ib[k]), self.config)
                 keep[k], sims[k] = ok, sim
             self.stat_update("candidate_pairs", value=len(pairs))
             self.stat_update("verified_pairs", value=int(keep.sum()))

@@ -10,7 +10,7 @@ import pyarrow as pa
 from datatrove.data import DocumentsPipeline
 from datatrove.pipeline.base import PipelineStep
 
-from corpus.filters.heuristics import HeuristicsConfig, check_text
+from corpus.filters.heuristics import HeuristicsConfig, check_text, strip_boilerplate_lines
 from corpus.filters.textstats import TextStats
 from corpus.filters.tiers import TierConfig, quality_score, score_to_tier
 from corpus.langid import UNDETERMINED, LanguageIdentifier
@@ -118,6 +118,11 @@ class QualityFilterStep(PipelineStep):
                 if reason:
                     self._remove(sink, doc, reason, doc.metadata.get("lang_score"), self.gate.min_score)
                     continue
+                bp = self.heuristics.boilerplate
+                if bp is not None and bp.strip_lines:
+                    doc.text, n_stripped = strip_boilerplate_lines(doc.text, bp)
+                    if n_stripped:
+                        self.stat_update("stripped_lines", value=n_stripped)
                 st = TextStats(doc.text)
                 verdict = check_text(doc.text, self.heuristics, lang=doc.metadata.get("lang"), stats=st)
                 if not verdict.keep:

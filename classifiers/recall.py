@@ -1,0 +1,238 @@
+"""Iterative recall rounds with domain expansion (DeepSeekMath / Qwen2.5-Math).
+
+Each round: train a classifier on the seed data plus what earlier rounds found, score the whole pool, and
+then look at the recalled pages (score >= threshold) per domain. A domain whose recalled share exceeds
+``domain_threshold`` (10 %) is a math domain; inside it, the URL path prefixes (``host/seg1/``, depth
+``prefix_depth``) that hold recalled pages are math paths, and the pages under them that were *not* recalled
+become candidate positives for the next round. Pages of non-math domains that score very low are sampled as
+extra negatives, so the model learns the pool's own general text and does not drift.
+
+Layout (every round is kept; a rerun skips rounds whose ``report.json`` exists)::
+
+    {out}/round_01/model/model.bin, model.json   the round's classifier and its card
+    {out}/round_01/scores.parquet                 id, url, domain, math_score of every pool document
+    {out}/round_01/candidates.jsonl               new positives found in this round (id, url, domain, text)
+    {out}/round_01/negatives.jsonl                pool negatives sampled in this round
+    {out}/round_01/report.json                    written last: the round is complete
+    {out}/recall.json                             summary of all rounds
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import numpy as np
+import pyarrow as pa
+
+from classifiers.data import MATH, OTHER, RECORD_EXT, Example
+from classifiers.model import MathClassifier, TrainParams, train_from_files
+from corpus.io import InputError, Reject, expand_paths, iter_records, write_json, write_jsonl, write_parquet
+
+
+@dataclass
+class RecallConfig:
+    rounds: int = 4
+    domain_threshold: float = 0.10  # recalled share above which a domain is a math domain
+    min_domain_docs: int = 1  # domains with fewer pool documents are never math domains
+    prefix_depth: int = 1  # URL path segments that make a prefix (0 = the whole domain)
+    min_prefix_recalled: int = 1  # recalled pages a prefix needs to count as a math path
+    candidate_min_score: float = 0.0  # candidates must score at least this (guards against junk pages)
+    max_candidates: int | None = None  # per round, highest scores first
+    negative_ratio: float = 1.0  # pool negatives sampled per candidate
+    negative_max_score: float = 0.1  # pool negatives must score below this
+    threshold: float | None = None  # recall threshold; default: each round's model card threshold
+    batch_size: int = 1024
+    params: TrainParams = field(default_factory=TrainParams)
+
+
+def domain_of(url: str | None, domain: str | None = None) -> str:
+    """The registered host of a page: the ``domain`` column when set, else the URL's host without ``www.``."""
+    if domain:
+        return domain.lower()
+    host = (urlsplit(url or "").hostname or "").lower()
+    return host[4:] if host.startswith("www.") else host
+
+
+def path_prefix(url: str | None, host: str, depth: int) -> str:
+    """``host/seg1/.../`` with up to ``depth`` directory segments of the URL path (the file name excluded)."""
+    parts = [p for p in urlsplit(url or "").path.split("/")]
+    dirs = [p for p in parts[1:-1] if p][:depth]
+    return "/".join([host, *dirs]) + "/"
+
+
+@dataclass
+class PoolScores:
+    ids: list[str]
+    urls: list[str | None]
+    domains: list[str]
+    scores: np.ndarray
+
+
+def iter_pool(paths: Sequence[str]) -> Iterator[dict[str, Any]]:
+    for path in expand_paths(paths, exts=RECORD_EXT):
+        for pos, rec in iter_records(path):
+            if isinstance(rec, Reject):
+                raise InputError(str(rec))
+            if not isinstance(rec.get("text"), str):
+                raise InputError(f"{path}:{pos}: record has no string 'text' field")
+            rec.setdefault("id", f"{os.path.basename(path)}:{pos}")
+            yield rec
+
+
+def score_pool(clf: MathClassifier, pool: Sequence[str], batch_size: int = 1024) -> PoolScores:
+    ids, urls, domains, scores = [], [], [], []
+    batch: list[str] = []
+    for rec in iter_pool(pool):
+        ids.append(str(rec["id"]))
+        urls.append(rec.get("url"))
+        domains.append(domain_of(rec.get("url"), rec.get("domain")))
+        batch.append(rec["text"])
+        if len(batch) >= batch_size:
+            scores.append(clf.score(batch))
+            batch = []
+    if batch:
+        scores.append(clf.score(batch))
+    return PoolScores(ids, urls, domains, np.concatenate(scores) if scores else np.zeros(0, np.float32))
+
+
+def expand_domains(ps: PoolScores, threshold: float, cfg: RecallConfig) -> dict[str, Any]:
+    """Math domains, math path prefixes, candidate positives and pool negatives for one scored pool."""
+    recalled = ps.scores >= threshold
+    total, hits = Counter(ps.domains), Counter(d for d, r in zip(ps.domains, recalled, strict=True) if r)
+    shares = {d: hits[d] / n for d, n in total.items() if d}
+    math_domains = {d for d, s in shares.items() if s > cfg.domain_threshold and total[d] >= cfg.min_domain_docs}
+    prefix_hits: Counter[str] = Counter()
+    prefix_of: list[str | None] = []
+    for url, dom, r in zip(ps.urls, ps.domains, recalled, strict=True):
+        p = path_prefix(url, dom, cfg.prefix_depth) if dom in math_domains else None
+        prefix_of.append(p)
+        if p and r:
+            prefix_hits[p] += 1
+    prefixes = {p for p, n in prefix_hits.items() if n >= cfg.min_prefix_recalled}
+    cand = [i for i, p in enumerate(prefix_of)
+            if p in prefixes and not recalled[i] and ps.scores[i] >= cfg.candidate_min_score]
+    cand.sort(key=lambda i: (-float(ps.scores[i]), ps.ids[i]))
+    if cfg.max_candidates is not None:
+        cand = cand[: cfg.max_candidates]
+    neg_pool = [i for i, d in enumerate(ps.domains) if d not in math_domains and ps.scores[i] < cfg.negative_max_score]
+    n_neg = int(round(len(cand) * cfg.negative_ratio))
+    neg_pool.sort(key=lambda i: hashlib.blake2b(ps.ids[i].encode(), digest_size=8).digest())
+    return {
+        "recalled": int(recalled.sum()),
+        "shares": shares,
+        "totals": total,
+        "math_domains": math_domains,
+        "prefixes": prefixes,
+        "candidates": cand,
+        "negatives": neg_pool[:n_neg],
+    }
+
+
+def _texts_for(pool: Sequence[str], wanted: set[str]) -> dict[str, dict[str, Any]]:
+    out = {}
+    for rec in iter_pool(pool):
+        if str(rec["id"]) in wanted:
+            out[str(rec["id"])] = {"id": str(rec["id"]), "url": rec.get("url"), "text": rec["text"]}
+    return out
+
+
+def _read_examples(path: Path, label: str) -> list[Example]:
+    if not path.exists():
+        return []
+    return [Example(r["text"], label, r["id"]) for r in (json.loads(line) for line in path.open(encoding="utf-8"))]
+
+
+def run_rounds(
+    output_dir: str,
+    pool: Sequence[str],
+    positives: Sequence[str],
+    negatives: Sequence[str],
+    cfg: RecallConfig | None = None,
+    *,
+    initial_model: str | None = None,
+    progress=lambda msg: None,
+) -> dict[str, Any]:
+    """Run (or resume) ``cfg.rounds`` recall rounds; returns the summary written to ``recall.json``."""
+    cfg = cfg or RecallConfig()
+    out = Path(output_dir)
+    extra_pos: dict[str, Example] = {}
+    extra_neg: dict[str, Example] = {}
+    seen_domains: set[str] = set()
+    prev_recalled: int | None = None
+    reports = []
+    for n in range(1, cfg.rounds + 1):
+        rdir = out / f"round_{n:02d}"
+        report_path = rdir / "report.json"
+        if report_path.exists():  # finished round: reload its state, skip the work
+            report = json.loads(report_path.read_text(encoding="utf-8"))
+            progress(f"round {n}: done already ({report['recalled']} recalled)")
+        else:
+            t0 = time.time()
+            if n == 1 and initial_model:
+                model_path, card = initial_model, MathClassifier(initial_model).card
+            else:
+                model_path = str(rdir / "model")
+                progress(f"round {n}: training on seeds + {len(extra_pos)} recalled positives, "
+                         f"{len(extra_neg)} pool negatives")
+                card = train_from_files(model_path, positives, negatives, cfg.params,
+                                        extra=[*extra_pos.values(), *extra_neg.values()], reuse=True)
+            clf = MathClassifier(model_path, threshold=cfg.threshold)
+            progress(f"round {n}: scoring the pool (threshold {clf.threshold:.3f})")
+            ps = score_pool(clf, pool, cfg.batch_size)
+            exp = expand_domains(ps, clf.threshold, cfg)
+            write_parquet(pa.table({"id": ps.ids, "url": ps.urls, "domain": ps.domains,
+                                    "math_score": pa.array(ps.scores, pa.float32())}), str(rdir / "scores.parquet"))
+            wanted = {ps.ids[i] for i in exp["candidates"]} | {ps.ids[i] for i in exp["negatives"]}
+            texts = _texts_for(pool, wanted) if wanted else {}
+            write_jsonl((json.dumps({**texts[ps.ids[i]], "domain": ps.domains[i], "math_score": float(ps.scores[i])},
+                                    ensure_ascii=False) for i in exp["candidates"]), str(rdir / "candidates.jsonl"))
+            write_jsonl((json.dumps({**texts[ps.ids[i]], "domain": ps.domains[i], "math_score": float(ps.scores[i])},
+                                    ensure_ascii=False) for i in exp["negatives"]), str(rdir / "negatives.jsonl"))
+            valid = card.get("validation", {}).get("at_threshold", {}) if card else {}
+            math_domains = sorted(exp["math_domains"], key=lambda d: (-exp["shares"][d], d))
+            report = {
+                "round": n,
+                "model": model_path,
+                "threshold": round(clf.threshold, 6),
+                "pool_documents": len(ps.ids),
+                "recalled": exp["recalled"],
+                "recalled_share": round(exp["recalled"] / max(len(ps.ids), 1), 6),
+                "math_domains": len(math_domains),
+                "new_domains": sorted(set(math_domains) - seen_domains),
+                "new_recalled": exp["recalled"] - prev_recalled if prev_recalled is not None else None,
+                "math_path_prefixes": len(exp["prefixes"]),
+                "candidates": len(exp["candidates"]),
+                "pool_negatives": len(exp["negatives"]),
+                "training": {"extra_positives": len(extra_pos), "extra_negatives": len(extra_neg),
+                             "counts": card.get("counts") if card else None},
+                "validation": {k: valid.get(k) for k in ("precision", "recall", "f1", "threshold")},
+                "domains": [{"domain": d, "documents": exp["totals"][d], "recalled_share": round(exp["shares"][d], 4)}
+                            for d in math_domains[:1000]],
+                "prefixes": sorted(exp["prefixes"])[:1000],
+                "seconds": round(time.time() - t0, 3),
+            }
+            write_json(report, str(report_path))
+            progress(f"round {n}: {report['recalled']} recalled, {len(math_domains)} math domains, "
+                     f"{report['candidates']} candidates")
+        seen_domains |= set(report["new_domains"])
+        prev_recalled = report["recalled"]
+        for ex in _read_examples(rdir / "candidates.jsonl", MATH):
+            extra_pos.setdefault(ex.key, ex)
+        for ex in _read_examples(rdir / "negatives.jsonl", OTHER):
+            if ex.key not in extra_pos:
+                extra_neg.setdefault(ex.key, ex)
+        reports.append({k: v for k, v in report.items() if k not in ("domains", "prefixes")})
+    summary = {"rounds": reports, "config": {**asdict(cfg), "params": asdict(cfg.params)},
+               "pool": list(pool), "positives": list(positives), "negatives": list(negatives)}
+    write_json(summary, str(out / "recall.json"))
+    return summary
+

@@ -1,0 +1,117 @@
+"""``mathcorpus classify train|eval|score``: fastText math classifiers."""
+
+from __future__ import annotations
+
+import json
+
+import typer
+
+from corpus.cli._app import app
+
+classify_app = typer.Typer(help="fastText math classifiers: train, evaluate, score.", no_args_is_help=True,
+                           pretty_exceptions_enable=False)
+app.add_typer(classify_app, name="classify")
+
+POS_HELP = "Math documents: JSONL/Parquet files, folders or globs of records with a 'text' field."
+NEG_HELP = "General (non-math) documents, same formats."
+
+
+def _target(precision: float | None, recall: float | None) -> None:
+    if precision is not None and recall is not None:
+        raise typer.BadParameter("give --target-precision or --target-recall, not both")
+
+
+@classify_app.command()
+def train(
+    positives: list[str] = typer.Option(..., "--positives", "-p", help=POS_HELP),
+    negatives: list[str] = typer.Option(..., "--negatives", "-n", help=NEG_HELP),
+    output: str = typer.Option(..., "--output", "-o", help="Model folder to write (model.bin + model.json)."),
+    dim: int = typer.Option(256, help="Embedding size (DeepSeekMath: 256)."),
+    lr: float = typer.Option(0.1, help="Learning rate (DeepSeekMath: 0.1)."),
+    word_ngrams: int = typer.Option(3, help="Word n-gram length (DeepSeekMath: 3)."),
+    min_count: int = typer.Option(3, help="Minimum token count (DeepSeekMath: 3)."),
+    epoch: int = typer.Option(3, help="Epochs (DeepSeekMath: 3; use more for small seed sets)."),
+    bucket: int = typer.Option(500_000, help="Hashed n-gram buckets (model size ~ bucket*dim*4 bytes)."),
+    threads: int = typer.Option(0, help="Training threads (0: cores-1; 1: reproducible)."),
+    seed: int = typer.Option(0, help="Random seed (shuffle, split, fastText)."),
+    valid_fraction: float = typer.Option(0.1, help="Share of the data held out for validation."),
+    max_chars: int = typer.Option(20_000, help="Characters of a document the classifier reads (training and scoring)."),
+    max_tokens: int = typer.Option(2_048, help="Tokens of a document the classifier reads."),
+    target_recall: float = typer.Option(None, help="Set the card threshold to reach this validation recall."),
+    target_precision: float = typer.Option(None, help="... or this validation precision."),
+    text_field: str = typer.Option("text", help="Record field holding the text."),
+) -> None:
+    """Train a math classifier; writes OUTPUT/model.bin and the model card OUTPUT/model.json."""
+    from classifiers.model import TrainParams, train_from_files
+
+    _target(target_precision, target_recall)
+    params = TrainParams(dim=dim, lr=lr, word_ngrams=word_ngrams, min_count=min_count, epoch=epoch, bucket=bucket,
+                         seed=seed, valid_fraction=valid_fraction, max_chars=max_chars, max_tokens=max_tokens,
+                         target_recall=target_recall,
+                         target_precision=target_precision)
+    if threads > 0:
+        params.threads = threads
+    card = train_from_files(output, positives, negatives, params, text_field=text_field)
+    v = card["validation"].get("at_threshold", {})
+    typer.echo(f"model: {output}  train {card['counts']['train']}  validation {card['counts']['validation']}")
+    if v:
+        typer.echo(f"validation @ {card['threshold']:.4f}: P={v['precision']:.4f} R={v['recall']:.4f} "
+                   f"F1={v['f1']:.4f}  ({card['threshold_rule']})")
+
+
+@classify_app.command("eval")
+def evaluate(
+    model: str = typer.Argument(..., help="Model folder (or .bin file)."),
+    positives: list[str] = typer.Option(..., "--positives", "-p", help=POS_HELP),
+    negatives: list[str] = typer.Option(..., "--negatives", "-n", help=NEG_HELP),
+    threshold: float = typer.Option(None, help="Threshold to report (default: the model card's)."),
+    target_precision: float = typer.Option(None, help="Also find the threshold reaching this precision."),
+    target_recall: float = typer.Option(None, help="Also find the threshold reaching this recall."),
+    plot: str = typer.Option(None, "--plot", help="Write the PR curve to this PNG file."),
+    output: str = typer.Option(None, "--output", "-o", help="Write the JSON report to this file."),
+    text_field: str = typer.Option("text", help="Record field holding the text."),
+) -> None:
+    """Precision, recall, F1 and average precision of MODEL on labelled files; optional PR curve PNG."""
+    from classifiers.data import MATH, OTHER, load_examples
+    from classifiers.metrics import evaluation_report, metrics_at, plot_pr_curve, threshold_for
+    from classifiers.model import MathClassifier
+    from corpus.io import write_json
+
+    _target(target_precision, target_recall)
+    clf = MathClassifier(model, threshold=threshold)
+    examples = load_examples(positives, MATH, text_field) + load_examples(negatives, OTHER, text_field)
+    scores = clf.score([e.text for e in examples])
+    y = [e.label == MATH for e in examples]
+    report = {"model": model, **evaluation_report(scores, y, clf.threshold)}
+    if target_precision is not None or target_recall is not None:
+        t = threshold_for(scores, y, precision=target_precision, recall=target_recall)
+        report["target"] = {"precision": target_precision, "recall": target_recall, "threshold": t,
+                            "metrics": metrics_at(scores, y, t).to_dict() if t is not None else None}
+    if plot:
+        plot_pr_curve(scores, y, plot, mark=clf.threshold)
+        report["plot"] = plot
+    if output:
+        write_json(report, output)
+    typer.echo(json.dumps(report, indent=2))
+
+
+@classify_app.command()
+def score(
+    inputs: list[str] = typer.Argument(..., help="JSONL/Parquet record files, folders or globs."),
+    output: str = typer.Option(..., "--output", "-o", help="Folder: kept/ and removed/ shards, score.json."),
+    model: list[str] = typer.Option(..., "--model", "-m",
+                                    help="Model folder; SOURCE=PATH for a per-source model (web, book, code)."),
+    threshold: float = typer.Option(None, help="Keep documents scoring at least this (default: model cards)."),
+    keep_all: bool = typer.Option(False, "--keep-all", help="Keep every document (only write math_score)."),
+    source: str = typer.Option(None, help="Source of the documents (web, book, code ...) when records lack one."),
+    batch_size: int = typer.Option(1024, help="Documents per batched fastText call."),
+) -> None:
+    """Write math_score for every document; keep those at or above the threshold."""
+    from classifiers.score import ModelSet, parse_model_specs, score_files
+    from corpus.schema import check_source
+
+    check_source(source)
+    summary = score_files(ModelSet(parse_model_specs(model), threshold), inputs, output, keep_all=keep_all,
+                          batch_size=batch_size, source=source)
+    typer.echo(f"{summary['documents']} documents: {summary['kept']} kept, {summary['removed']} removed, "
+               f"{summary['unscored']} unscored -> {output}")

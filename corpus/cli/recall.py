@@ -1,0 +1,57 @@
+"""``mathcorpus recall``: iterative recall rounds with domain expansion (resumable)."""
+
+from __future__ import annotations
+
+import typer
+
+from corpus.cli._app import app
+
+
+@app.command()
+def recall(
+    pool: list[str] = typer.Option(..., "--pool", help="Documents with URLs to recall from (Parquet/JSONL)."),
+    positives: list[str] = typer.Option(..., "--positives", "-p", help="Seed math documents (records with text)."),
+    negatives: list[str] = typer.Option(..., "--negatives", "-n", help="Seed general documents."),
+    output: str = typer.Option(..., "--output", "-o", help="Folder for round_NN/ results and recall.json."),
+    rounds: int = typer.Option(4, help="Number of rounds (DeepSeekMath: 4)."),
+    model: str = typer.Option(None, help="Use this model in round 1 instead of training one on the seeds."),
+    threshold: float = typer.Option(None, help="Recall threshold (default: each round's model card)."),
+    domain_threshold: float = typer.Option(0.10, help="A domain with a larger recalled share is a math domain."),
+    min_domain_docs: int = typer.Option(1, help="Ignore domains with fewer pool documents."),
+    prefix_depth: int = typer.Option(1, help="URL path segments in a math path prefix (0: whole domain)."),
+    min_prefix_recalled: int = typer.Option(1, help="Recalled pages a prefix needs to count as a math path."),
+    candidate_min_score: float = typer.Option(0.0, help="Candidates must score at least this."),
+    max_candidates: int = typer.Option(None, help="At most this many new positives per round."),
+    negative_ratio: float = typer.Option(1.0, help="Pool negatives sampled per candidate."),
+    negative_max_score: float = typer.Option(0.1, help="Pool negatives must score below this."),
+    dim: int = typer.Option(256, help="fastText embedding size."),
+    lr: float = typer.Option(0.1, help="fastText learning rate."),
+    word_ngrams: int = typer.Option(3, help="fastText word n-grams."),
+    min_count: int = typer.Option(3, help="fastText minimum token count."),
+    epoch: int = typer.Option(3, help="fastText epochs."),
+    bucket: int = typer.Option(500_000, help="fastText hashed n-gram buckets."),
+    threads: int = typer.Option(0, help="Training threads (0: cores-1; 1: reproducible)."),
+    target_recall: float = typer.Option(None, help="Pick each model's threshold for this validation recall."),
+    seed: int = typer.Option(0, help="Random seed."),
+) -> None:
+    """Train, score the pool, find math domains and URL paths, add their unrecalled pages, retrain; repeat."""
+    from classifiers.model import TrainParams
+    from classifiers.recall import RecallConfig, run_rounds
+
+    params = TrainParams(dim=dim, lr=lr, word_ngrams=word_ngrams, min_count=min_count, epoch=epoch, bucket=bucket,
+                         seed=seed, target_recall=target_recall)
+    if threads > 0:
+        params.threads = threads
+    cfg = RecallConfig(rounds=rounds, domain_threshold=domain_threshold, min_domain_docs=min_domain_docs,
+                       prefix_depth=prefix_depth, min_prefix_recalled=min_prefix_recalled,
+                       candidate_min_score=candidate_min_score, max_candidates=max_candidates,
+                       negative_ratio=negative_ratio, negative_max_score=negative_max_score, threshold=threshold,
+                       params=params)
+    summary = run_rounds(output, pool, positives, negatives, cfg, initial_model=model,
+                         progress=lambda s: typer.echo(s, err=True))
+    for r in summary["rounds"]:
+        v = r["validation"]
+        typer.echo(f"round {r['round']}: recalled {r['recalled']}/{r['pool_documents']}, "
+                   f"math domains {r['math_domains']} (+{len(r['new_domains'])}), candidates {r['candidates']}, "
+                   f"validation precision {v.get('precision')}")
+    typer.echo(f"report: {output}/recall.json")

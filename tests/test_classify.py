@@ -1,0 +1,322 @@
+"""fastText math classifiers: preprocessing, metrics, training + model card, eval, scoring, recall rounds.
+
+Real fastText training on small slices of the real seed data (../shared/data/seed), small dim/epochs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from classifiers.data import MATH, Example, iter_texts, split
+from classifiers.metrics import metrics_at, pr_curve, threshold_for
+from classifiers.model import MathClassifier, TrainParams, train_from_files
+from classifiers.preprocess import prepare
+from classifiers.recall import PoolScores, RecallConfig, domain_of, expand_domains, path_prefix, run_rounds
+from classifiers.score import ModelSet, parse_model_specs
+
+SMALL = dict(dim=16, epoch=20, lr=0.2, min_count=1, bucket=100_000, threads=1, valid_fraction=0.2)
+
+
+def _take(src: Path, n: int, start: int = 0) -> list[dict]:
+    out = []
+    with src.open(encoding="utf-8") as fh:
+        for i, line in enumerate(fh):
+            if i >= start + n:
+                break
+            if i >= start:
+                out.append(json.loads(line))
+    return out
+
+
+def _write(path: Path, rows: list[dict]) -> str:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def seed(shared_data, tmp_path_factory) -> dict[str, str]:
+    """Training and held-out slices of the real seed files (English + Chinese text, math vs general code)."""
+    s = shared_data / "seed"
+    d = tmp_path_factory.mktemp("seed")
+    step = {"math_text": 5, "general_text": 5, "math_text_zh": 6, "general_text_zh": 6}
+    out: dict[str, list] = {"pos": [], "neg": [], "pos_test": [], "neg_test": []}
+    for name, every in step.items():
+        rows = _take(s / f"{name}.jsonl", 100000)
+        key = "pos" if name.startswith("math") else "neg"
+        out[key] += rows[::every]  # spread over every source repo
+        out[f"{key}_test"] += rows[2::every * 4]  # disjoint from the training rows
+    return {
+        "pos": _write(d / "pos.jsonl", out["pos"]), "neg": _write(d / "neg.jsonl", out["neg"]),
+        "pos_test": _write(d / "pos_test.jsonl", out["pos_test"]),
+        "neg_test": _write(d / "neg_test.jsonl", out["neg_test"]),
+        "code_pos": _write(d / "code_pos.jsonl", _take(s / "math_code.jsonl", 415)[::4]),
+        "code_neg": _write(d / "code_neg.jsonl", _take(s / "general_code.jsonl", 300)[::3]),
+        "code_pos_test": _write(d / "code_pos_test.jsonl", _take(s / "math_code.jsonl", 415)[2::8]),
+        "code_neg_test": _write(d / "code_neg_test.jsonl", _take(s / "general_code.jsonl", 300)[1::6]),
+    }
+
+
+@pytest.fixture(scope="module")
+def model(seed, tmp_path_factory) -> str:
+    out = str(tmp_path_factory.mktemp("model") / "text")
+    train_from_files(out, [seed["pos"]], [seed["neg"]], TrainParams(**SMALL, target_recall=0.95))
+    return out
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "corpus.cli", *args], capture_output=True, text=True, timeout=300)
+
+
+# ---- preprocessing / metrics ----------------------------------------------------------------------------
+
+
+def test_prepare_keeps_math_signal():
+    out = prepare("Let $x^2+3x=10$.\nThen \\(\\frac{a}{b}\\) is 3.14159 in 2024!")
+    assert "\n" not in out
+    toks = out.split(" ")
+    for t in ("\\frac", "$", "^", "=", "{", "}", "x"):
+        assert t in toks
+    assert "0000" in toks and "2024" not in out and "3" not in toks  # numbers normalized to their shape
+    assert prepare("Σ Ｘ") == prepare("σ x")  # NFKC + case folding
+    assert prepare("求解方程组") == "求 解 方 程 组"  # CJK: one token per character
+    assert len(prepare("word " * 5000, max_tokens=100).split(" ")) == 100
+    assert len(prepare("a" * 50_000, max_chars=1000)) == 1000
+
+
+def test_metrics_and_thresholds():
+    scores = [0.9, 0.8, 0.7, 0.6, 0.4, 0.3, 0.2]
+    labels = [True, True, False, True, False, True, False]
+    m = metrics_at(scores, labels, 0.5)
+    assert (m.tp, m.fp, m.fn, m.tn) == (3, 1, 1, 2)
+    assert m.precision == pytest.approx(0.75) and m.recall == pytest.approx(0.75)
+    p, r, t = pr_curve(scores, labels)
+    assert list(t) == sorted(scores, reverse=True) and r[-1] == 1.0
+    assert threshold_for(scores, labels, recall=1.0) == 0.3  # highest threshold keeping all 4 positives
+    assert threshold_for(scores, labels, precision=1.0) == 0.8  # lowest threshold with no false positive
+    assert threshold_for(scores, labels, precision=1.01) is None
+
+
+def test_split_is_deterministic_and_order_free():
+    exs = [Example(f"text {i}", MATH, f"id{i}") for i in range(500)]
+    tr, va = split(exs, 0.2, seed=1)
+    tr2, va2 = split(list(reversed(exs)), 0.2, seed=1)
+    assert {e.key for e in va} == {e.key for e in va2} and 60 < len(va) < 140
+
+
+# ---- training / model card / quality ----------------------------------------------------------------------
+
+
+def test_train_writes_card_and_classifies_held_out_seed(model, seed):
+    card = json.loads((Path(model) / "model.json").read_text())
+    assert sorted(os.listdir(model)) == ["model.bin", "model.json"]  # no temp files left behind
+    pos_file = card["data"]["positives"][0]
+    assert pos_file["sha256"] == hashlib.sha256(Path(seed["pos"]).read_bytes()).hexdigest()
+    n_pos = sum(1 for _ in iter_texts(seed["pos"]))
+    assert card["counts"]["train"]["math"] + card["counts"]["validation"]["math"] == n_pos
+    assert card["params"]["dim"] == 16 and card["params"]["word_ngrams"] == 3
+    assert card["validation"]["at_threshold"]["recall"] >= 0.95  # threshold picked for target_recall
+    assert 0 < card["threshold"] < 1
+
+    clf = MathClassifier(model, threshold=0.5)
+    pos = [t for _, t in iter_texts(seed["pos_test"])]
+    neg = [t for _, t in iter_texts(seed["neg_test"])]
+    scores = clf.score(pos + neg, batch_size=7)  # several batches
+    m = metrics_at(scores, [True] * len(pos) + [False] * len(neg), 0.5)
+    assert m.f1 >= 0.9, m
+    zh = [t for _, t in iter_texts(seed["pos_test"]) if any("\u4e00" <= c <= "\u9fff" for c in t[:200])]
+    assert zh and float(np.mean(clf.score(zh) >= 0.5)) >= 0.8  # Chinese math text is recognized
+    assert clf.score([""])[0] == 0.0
+
+
+def test_training_is_reproducible_and_reused(seed, tmp_path):
+    params = TrainParams(**SMALL)
+    a = train_from_files(str(tmp_path / "a"), [seed["pos"]], [seed["neg"]], params)
+    b = train_from_files(str(tmp_path / "b"), [seed["pos"]], [seed["neg"]], params)
+    texts = [t for _, t in iter_texts(seed["pos_test"])][:20]
+    score_a, score_b = (MathClassifier(str(tmp_path / x)).score(texts) for x in "ab")
+    assert np.array_equal(score_a, score_b)
+    assert a["fingerprint"] == b["fingerprint"]
+    mtime = (tmp_path / "a" / "model.bin").stat().st_mtime_ns
+    c = train_from_files(str(tmp_path / "a"), [seed["pos"]], [seed["neg"]], params, reuse=True)
+    assert (tmp_path / "a" / "model.bin").stat().st_mtime_ns == mtime and c == a
+    d = train_from_files(str(tmp_path / "a"), [seed["pos"]], [seed["neg"]], TrainParams(**{**SMALL, "epoch": 5}),
+                         reuse=True)
+    assert d["fingerprint"] != a["fingerprint"] and d["params"]["epoch"] == 5
+
+
+def test_code_model_separates_math_code(seed, tmp_path):
+    card = train_from_files(str(tmp_path / "code"), [seed["code_pos"]], [seed["code_neg"]], TrainParams(**SMALL))
+    assert card["counts"]["train"]["math"] > 50
+    models = ModelSet({"code": str(tmp_path / "code")}, threshold=0.5)
+    pos = [t for _, t in iter_texts(seed["code_pos_test"])]
+    neg = [t for _, t in iter_texts(seed["code_neg_test"])]
+    scores, thr = models.score(pos + neg, ["code"] * (len(pos) + len(neg)))
+    assert metrics_at(scores, [True] * len(pos) + [False] * len(neg), 0.5).f1 >= 0.85
+    unscored, _ = models.score(["x"], ["web"])  # no model for web and no default: left unscored
+    assert np.isnan(unscored[0])
+
+
+def test_parse_model_specs(tmp_path):
+    assert parse_model_specs(["m/web", "code=m/code"]) == {"default": "m/web", "code": "m/code"}
+
+
+# ---- CLI ---------------------------------------------------------------------------------------------------
+
+
+def test_cli_eval_writes_pr_curve_and_threshold(model, seed, tmp_path):
+    png, rep = tmp_path / "pr.png", tmp_path / "eval.json"
+    r = _cli("classify", "eval", model, "-p", seed["pos_test"], "-n", seed["neg_test"], "--plot", str(png),
+             "--target-recall", "0.95", "--output", str(rep))
+    assert r.returncode == 0, r.stderr
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    report = json.loads(rep.read_text())
+    assert report["target"]["metrics"]["recall"] >= 0.95
+    assert report["positives"] == sum(1 for _ in iter_texts(seed["pos_test"]))
+
+
+def test_cli_train_and_score(seed, tmp_path):
+    out = tmp_path / "m"
+    r = _cli("classify", "train", "-p", seed["pos"], "-n", seed["neg"], "-o", str(out), "--dim", "16",
+             "--epoch", "20", "--lr", "0.2", "--min-count", "1", "--bucket", "100000", "--threads", "1")
+    assert r.returncode == 0, r.stderr
+    assert "validation" in r.stdout and (out / "model.json").exists()
+    r = _cli("classify", "score", seed["pos_test"], seed["neg_test"], "-m", str(out), "-o", str(tmp_path / "s"),
+             "--source", "web", "--threshold", "0.5")
+    assert r.returncode == 0, r.stderr
+    kept = pq.read_table(tmp_path / "s" / "kept").to_pylist()
+    removed = pq.read_table(tmp_path / "s" / "removed").to_pylist()
+    total = sum(1 for _ in iter_texts([seed["pos_test"], seed["neg_test"]]))
+    assert len(kept) + len(removed) == total
+    assert all(r["math_score"] >= 0.5 for r in kept) and all(r["math_score"] < 0.5 for r in removed)
+    assert {r["reason"] for r in removed} == {"low_math_score"} and removed[0]["math_threshold"] == 0.5
+    assert json.loads(kept[0]["metadata"])["label"] in ("math", "general")  # extra fields kept in metadata
+    r = _cli("classify", "score", seed["neg_test"], "-m", str(out), "-o", str(tmp_path / "all"), "--source",
+             "web", "--keep-all")
+    assert r.returncode == 0 and pq.read_table(tmp_path / "all" / "kept").num_rows == total - len(
+        list(iter_texts(seed["pos_test"])))
+
+
+def test_cli_errors_are_one_line(seed, tmp_path):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"text": "ok"}\n{"text": \n')
+    r = _cli("classify", "train", "-p", str(bad), "-n", seed["neg"], "-o", str(tmp_path / "m"))
+    assert r.returncode == 2 and f"{bad}:2" in r.stderr and "Traceback" not in r.stderr
+    r = _cli("classify", "score", seed["neg_test"], "-m", str(tmp_path / "nope"), "-o", str(tmp_path / "s"),
+             "--source", "web")
+    assert r.returncode == 2 and "nope" in r.stderr and "Traceback" not in r.stderr
+
+
+# ---- recall rounds -------------------------------------------------------------------------------------------
+
+
+def test_url_helpers():
+    assert domain_of("https://www.Math.example.org/a/b.html") == "math.example.org"
+    assert domain_of(None, "given.org") == "given.org"
+    assert path_prefix("https://m.org/questions/12/title", "m.org", 1) == "m.org/questions/"
+    assert path_prefix("https://m.org/questions/12/title", "m.org", 2) == "m.org/questions/12/"
+    assert path_prefix("https://m.org/page.html", "m.org", 1) == "m.org/"
+
+
+def test_expand_domains_finds_math_paths():
+    urls = ["https://m.org/q/1", "https://m.org/q/2", "https://m.org/q/3", "https://m.org/shop/1",
+            "https://m.org/shop/2", "https://g.com/a/1", "https://g.com/a/2", "https://g.com/a/3",
+            "https://g.com/a/4", "https://g.com/a/5", "https://g.com/a/6", "https://g.com/a/7",
+            "https://g.com/a/8", "https://g.com/a/9", "https://g.com/a/10", "https://g.com/a/11"]
+    scores = np.array([0.9, 0.8, 0.3, 0.2, 0.05] + [0.05] * 10 + [0.7], dtype=np.float32)
+    ps = PoolScores([f"d{i}" for i in range(16)], urls, [domain_of(u) for u in urls], scores)
+    exp = expand_domains(ps, 0.5, RecallConfig(negative_ratio=2.0))
+    assert exp["math_domains"] == {"m.org"}  # g.com: 1/11 recalled = 9 % <= 10 %
+    assert exp["prefixes"] == {"m.org/q/"}
+    assert exp["candidates"] == [2]  # unrecalled page under the math path; /shop/ pages are not candidates
+    assert len(exp["negatives"]) == 2 and all(urls[i].startswith("https://g.com") for i in exp["negatives"])
+
+
+def test_recall_rounds_resume(seed, shared_data, tmp_path):
+    s = shared_data / "seed"
+    math_pages = _take(s / "math_text.jsonl", 6, start=400)
+    general = _take(s / "general_text.jsonl", 24, start=500)
+    pool = [{"id": f"m{i}", "text": r["text"], "url": f"https://mathsite.example.org/notes/p{i}.html"}
+            for i, r in enumerate(math_pages)]
+    pool += [{"id": f"n{i}", "text": r["text"], "url": f"https://mathsite.example.org/notes/x{i}.html"}
+             for i, r in enumerate(general[:3])]  # unrecalled pages under a math path
+    pool += [{"id": f"s{i}", "text": r["text"], "url": f"https://mathsite.example.org/shop/{i}.html"}
+             for i, r in enumerate(general[3:6])]
+    pool += [{"id": f"g{i}", "text": r["text"], "url": f"https://novels.example.com/books/{i}.html"}
+             for i, r in enumerate(general[6:])]
+    pool_file = _write(tmp_path / "pool.jsonl", pool)
+    out = tmp_path / "recall"
+    cfg = RecallConfig(rounds=2, threshold=0.5, params=TrainParams(**SMALL))
+    summary = run_rounds(str(out), [pool_file], [seed["pos"]], [seed["neg"]], cfg)
+    r1, r2 = summary["rounds"]
+    assert r1["pool_documents"] == len(pool) and r1["new_domains"] == ["mathsite.example.org"]
+    assert r2["new_domains"] == [] and r2["new_recalled"] == r2["recalled"] - r1["recalled"]
+    assert r1["validation"]["precision"] is not None
+    for n in (1, 2):
+        assert (out / f"round_{n:02d}" / "model" / "model.bin").exists()
+        cands = [json.loads(x) for x in (out / f"round_{n:02d}" / "candidates.jsonl").read_text().splitlines()]
+        assert all(c["url"].startswith("https://mathsite.example.org/notes/") for c in cands)
+    scores = pq.read_table(out / "round_01" / "scores.parquet").to_pylist()
+    unrecalled_notes = {r["id"] for r in scores if "/notes/" in r["url"] and r["math_score"] < 0.5}
+    cands1 = {json.loads(x)["id"] for x in (out / "round_01" / "candidates.jsonl").read_text().splitlines()}
+    assert cands1 == unrecalled_notes
+    card2 = json.loads((out / "round_02" / "model" / "model.json").read_text())
+    assert card2["extra_examples"] == len(cands1) + r1["pool_negatives"]
+
+    mtime = (out / "round_02" / "report.json").stat().st_mtime_ns
+    cfg.rounds = 3
+    summary = run_rounds(str(out), [pool_file], [seed["pos"]], [seed["neg"]], cfg)
+    assert (out / "round_02" / "report.json").stat().st_mtime_ns == mtime  # finished rounds are skipped
+    assert [r["round"] for r in summary["rounds"]] == [1, 2, 3] and (out / "round_03" / "report.json").exists()
+
+
+# ---- pipeline stage ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.ray
+def test_classify_stage_trains_and_scores(seed, shared_data, tmp_path, ray_cluster):
+    from pipelines.manifest import load_manifest
+    from pipelines.runner import run_manifest
+    from pipelines.steps.io import read_shards
+
+    s = shared_data / "seed"
+    docs = [{"id": f"m{i}", "text": r["text"]} for i, r in enumerate(_take(s / "math_text.jsonl", 10, start=600))]
+    docs += [{"id": f"g{i}", "text": r["text"]} for i, r in enumerate(_take(s / "general_text.jsonl", 10, start=600))]
+    _write(tmp_path / "in" / "docs.jsonl", docs)
+    _write(tmp_path / "seed" / "math.jsonl", _take(Path(seed["pos"]), 10000))
+    _write(tmp_path / "seed" / "general.jsonl", _take(Path(seed["neg"]), 10000))
+    (tmp_path / "m.yaml").write_text("""
+name: classify-test
+output: out
+executor: {kind: ray, tasks: 2}
+inputs:
+  - {name: docs, source: web, paths: [in/docs.jsonl]}
+stages:
+  - stage: extract
+  - stage: classify
+    threshold: 0.5
+    batch_size: 4
+    train:
+      default: {positives_paths: [seed/math.jsonl], negatives_paths: [seed/general.jsonl], dim: 16, epoch: 20,
+                lr: 0.2, min_count: 1, bucket: 100000}
+""")
+    result = run_manifest(load_manifest(tmp_path / "m.yaml"), progress=lambda s: None)
+    stage_dir = Path(result.stages[1]["dir"])
+    assert (stage_dir / "models" / "default" / "model.json").exists()
+    kept = read_shards(str(stage_dir / "kept")).to_pylist()
+    removed = read_shards(str(stage_dir / "removed")).to_pylist()
+    assert len(kept) + len(removed) == len(docs)
+    assert all(r["math_score"] >= 0.5 for r in kept) and all(r["math_score"] < 0.5 for r in removed)
+    assert {r["reason"] for r in removed} == {"low_math_score"}
+    m = metrics_at([r["math_score"] for r in kept + removed], [r["id"].startswith("m") for r in kept + removed], 0.5)
+    assert m.f1 >= 0.8
+    assert result.stages[1]["summary"]["models"]["default"]["threshold"] == 0.5

@@ -1,0 +1,281 @@
+"""Dedup: math-safe features, LSH, verification, priority, components, the stage (local + Ray), index, CLI."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from corpus.dedup.buckets import bucket_pairs
+from corpus.dedup.components import LABEL_DTYPE, connected_labels
+from corpus.dedup.minhash import band_keys, doc_features, signatures
+from corpus.dedup.params import DedupConfig
+from corpus.dedup.planted import COPY_KINDS, planted_set, score
+from corpus.dedup.priority import PriorityConfig, priority_key
+from corpus.dedup.verify import is_duplicate, similarity
+from corpus.schema import normalize_row
+from pipelines.steps.io import DocSink, read_shards
+
+CFG = DedupConfig()
+
+
+def seed_base(shared_data: Path, n: int = 4, max_chars: int = 3000) -> list[tuple[str, str]]:
+    out = []
+    for name in ("math_text", "general_text", "math_code"):
+        with open(shared_data / "seed" / f"{name}.jsonl", encoding="utf-8") as fh:
+            for line in list(fh)[:n]:
+                r = json.loads(line)
+                out.append((f"{name}/{r['id']}", r["text"][:max_chars]))
+    return out
+
+
+def write_shards(rows: list[dict], folder: Path, shards: int = 2) -> None:
+    sinks = [DocSink(f"{folder}/{i:05d}.parquet", write_empty=True) for i in range(shards)]
+    for i, r in enumerate(rows):
+        sinks[i % shards].write_row(normalize_row(r))
+    for s in sinks:
+        s.close()
+
+
+def cluster_of(out: Path) -> dict[str, str]:
+    kept = read_shards(str(out / "kept")).column("id").to_pylist()
+    removed = read_shards(str(out / "removed"))
+    c = {i: i for i in kept}
+    if removed.num_rows:
+        c.update(zip(removed.column("id").to_pylist(), removed.column("kept_id").to_pylist(), strict=True))
+    return c
+
+
+def run(input_dir: Path, out: Path, executor: str = "local", **settings) -> dict:
+    from pipelines.stages.dedup import DedupSettings, run_standalone
+
+    settings.setdefault("tasks", 2)
+    return run_standalone(DedupSettings(**settings), str(input_dir), str(out), executor=executor, workers=1)
+
+
+# ---- pure logic --------------------------------------------------------------------------------------------
+
+
+def test_features_are_math_safe():
+    a, b = doc_features("Solve x^2+3x=10 for x.", 3), doc_features("Solve  X ^ 2 + 3 x = 10 for x", 3)
+    assert a.exact == b.exact and np.array_equal(a.shingles, b.shingles)
+    c = doc_features("Solve x^2-5x=24 for x.", 3)
+    assert a.exact != c.exact and similarity(a.shingles, c.shingles) < 0.5
+    assert len(doc_features("x", 3).shingles) == 1  # shorter than a shingle: still one shingle
+    assert len(doc_features("  ...  ", 3).shingles) == 0
+
+
+def test_signatures_estimate_jaccard():
+    rng = np.random.default_rng(0)
+    common = rng.integers(0, 2**32, 600, dtype=np.uint64)
+    a = np.unique(np.concatenate([common, rng.integers(0, 2**32, 200, dtype=np.uint64)])).astype(np.uint32)
+    b = np.unique(np.concatenate([common, rng.integers(0, 2**32, 200, dtype=np.uint64)])).astype(np.uint32)
+    cfg = DedupConfig(num_perm=256, bands=32, rows=8)
+    sig = signatures([a, b, np.empty(0, np.uint32)], cfg)
+    assert abs(np.mean(sig[0] == sig[1]) - similarity(a, b)) < 0.08
+    assert (sig[2] == np.iinfo(np.uint32).max).all()
+    keys = band_keys(sig, cfg)
+    assert keys.shape == (3, 32) and (keys[0] == keys[1]).any() and not (keys[0] == keys[2]).any()
+
+
+def test_bands_come_from_datasketch_optimizer_or_are_set():
+    from datasketch.lsh import _optimal_param
+
+    assert DedupConfig(lsh_threshold=0.7, fn_weight=0.5).band_shape == _optimal_param(0.7, 128, 0.5, 0.5)
+    assert DedupConfig(bands=14, rows=8).band_shape == (14, 8)
+    with pytest.raises(ValueError, match="exceeds num_perm"):
+        DedupConfig(bands=20, rows=8)
+
+
+def test_bucket_pairs_small_and_large_buckets():
+    keys = np.array([5, 5, 5, 9, 1] + [7] * 50, dtype=np.uint64)
+    gids = np.arange(len(keys), dtype=np.uint64)
+    pairs = {(int(a), int(b)) for a, b in bucket_pairs(keys, gids, max_bucket_pairs=8)}
+    assert {(0, 1), (0, 2), (1, 2)} <= pairs
+    big = {p for p in pairs if p[0] >= 5}
+    assert len(big) < 2 * 50 and all((5, g) in big for g in range(6, 55))  # star + chain, not 1225 pairs
+    assert not any(3 in p or 4 in p for p in pairs)
+    skip = np.zeros(len(keys), bool)
+    skip[:2] = True
+    assert (0, 1) not in {(int(a), int(b)) for a, b in bucket_pairs(keys, gids, 8, skip)}
+
+
+def test_verification_rejects_changed_numbers_and_variables():
+    base = "Natalia sold clips to 48 of her friends in April and then half as many in May. How many in all?"
+    edited = base.replace("sold", "sells")
+    other = base.replace("48", "36")
+    f = {k: doc_features(t, 3) for k, t in {"b": base, "e": edited, "o": other}.items()}
+    assert is_duplicate(f["b"].shingles, f["e"].shingles, f["b"].symbols, f["e"].symbols, CFG)[0]
+    ok, sim = is_duplicate(f["b"].shingles, f["o"].shingles, f["b"].symbols, f["o"].symbols, CFG)
+    assert sim > 0.7 and not ok
+    a, b = doc_features("In trapezoid ABCD, angle C = 2 angle D. Find angle C.", 3), \
+        doc_features("In trapezoid ABCD, angle C = 2 angle D. Find angle B.", 3)
+    assert not is_duplicate(a.shingles, b.shingles, a.symbols, b.symbols, CFG)[0]
+    loose = DedupConfig(symbol_tolerance=-1)
+    assert is_duplicate(f["b"].shingles, f["o"].shingles, f["b"].symbols, f["o"].symbols, loose)[0]
+
+
+def test_priority_order_is_configurable_and_deterministic():
+    p = PriorityConfig()
+    book = {"source": "book", "math_score": 0.1, "text": "short"}
+    web = {"source": "web", "math_score": 0.9, "text": "a much longer text"}
+    assert priority_key(book, p) < priority_key(web, p)
+    by_score = PriorityConfig(order=("math_score", "length"))
+    assert priority_key(web, by_score) < priority_key(book, by_score)
+    assert priority_key({"text": "abc"}, p) == priority_key({"text": "abc"}, p)
+    with pytest.raises(ValueError, match="unknown priority"):
+        PriorityConfig(order=("colour",))
+
+
+def test_components_converge_to_the_best_label_on_a_chain():
+    n = 40
+    src, dst = np.arange(n - 1, dtype=np.uint64), np.arange(1, n, dtype=np.uint64)
+    src, dst = np.r_[src, np.uint64(100)], np.r_[dst, np.uint64(101)]  # plus a separate pair
+
+    def self_label(g):
+        out = np.empty(len(g), LABEL_DTYPE)
+        out["key"], out["h"], out["gid"] = np.where(g == 17, 0, 5), g, g
+        return out
+
+    labels = connected_labels(src, dst, self_label)
+    by = dict(zip(labels["node"].tolist(), labels["gid"].tolist(), strict=True))
+    assert all(by[i] == 17 for i in range(n)) and by[100] == by[101] == 100
+
+
+# ---- the stage -------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def planted(shared_data, tmp_path_factory):
+    docs = list(planted_set(seed_base(shared_data)))
+    folder = tmp_path_factory.mktemp("planted")
+    rows = [{"id": p.id, "text": p.text, "source": "web"} for p in docs]
+    rows[0]["source"] = "book"  # a base document from a preferred source
+    write_shards(rows, folder / "in")
+    return docs, folder
+
+
+@pytest.fixture(scope="module")
+def local_run(planted):
+    docs, folder = planted
+    out = folder / "local"
+    summary = run(folder / "in", out)
+    return summary, out
+
+
+def test_local_run_finds_planted_copies_and_keeps_negatives(planted, local_run):
+    docs, _ = planted
+    summary, out = local_run
+    result = score(docs, cluster_of(out))
+    assert all(result[k]["merged"] == 1.0 for k in ("exact", "reformat", "boilerplate", "edit2", "edit5"))
+    assert result["edit8"]["merged"] >= 0.9
+    assert result["rewrite"]["merged"] == 0.0 and result["all"]["precision"] == 1.0
+    n_base = sum(p.kind == "base" for p in docs)
+    assert summary["documents"] == len(docs) and summary["kept"] <= 2 * n_base + 1
+    report = json.loads((out / "dedup_report.json").read_text())
+    assert report["removed"] == len(docs) - report["kept"] and report["params"]["bands"] * report["params"]["rows"]
+
+
+def test_removed_rows_carry_reason_cluster_and_kept_id(planted, local_run):
+    docs, _ = planted
+    _, out = local_run
+    removed = read_shards(str(out / "removed")).to_pylist()
+    kept = set(read_shards(str(out / "kept")).column("id").to_pylist())
+    assert removed and {r["reason"] for r in removed} <= {"exact_duplicate", "near_duplicate"}
+    assert all(r["kept_id"] in kept and len(r["cluster_id"]) == 16 for r in removed)
+    assert any(r["reason"] == "exact_duplicate" for r in removed)
+    # source rank wins over length: the book-sourced base document survives its longer copies
+    assert docs[0].id in kept
+    clusters = {}
+    for r in removed:
+        clusters.setdefault(r["cluster_id"], set()).add(r["kept_id"])
+    assert all(len(v) == 1 for v in clusters.values())
+
+
+@pytest.mark.ray
+def test_ray_run_keeps_the_same_ids_as_local(planted, local_run, ray_cluster):
+    docs, folder = planted
+    _, out_local = local_run
+    out = folder / "ray"
+    run(folder / "in", out, executor="ray")
+    assert cluster_of(out) == cluster_of(out_local)
+
+
+def test_dedup_against_a_saved_index(shared_data, tmp_path):
+    base = seed_base(shared_data, n=3)
+    old = [{"id": i, "text": t, "source": "web"} for i, t in base[:6]]
+    write_shards(old, tmp_path / "old")
+    run(tmp_path / "old", tmp_path / "run1", save_index_dir=str(tmp_path / "index"))
+    info = json.loads((tmp_path / "index" / "index.json").read_text())
+    assert info["alive"] == 6
+    import random
+
+    from corpus.dedup.planted import make_vocab, variant
+
+    rng, vocab = random.Random(0), make_vocab(t for _, t in base)
+    new = [{"id": f"{i}~copy", "text": variant(t, "edit2", rng, vocab), "source": "book"} for i, t in base[:3]]
+    new += [{"id": i, "text": t, "source": "web"} for i, t in base[6:]]
+    new += [{"id": "dup-of-new", "text": base[7][1], "source": "web"}]
+    write_shards(new, tmp_path / "new")
+    run(tmp_path / "new", tmp_path / "run2", against_index_dir=str(tmp_path / "index"),
+        save_index_dir=str(tmp_path / "index"))
+    removed = {r["id"]: r for r in read_shards(str(tmp_path / "run2" / "removed")).to_pylist()}
+    # index documents win even over a better source; duplicates inside the new batch are still found
+    assert {f"{i}~copy" for i, _ in base[:3]} <= set(removed)
+    assert all(removed[f"{i}~copy"]["kept_id"] == i and removed[f"{i}~copy"]["reason"] == "index_near_duplicate"
+               for i, _ in base[:3])
+    assert len(removed) == 4 and {removed[k]["kept_id"] for k in removed if "copy" not in k} <= {base[7][0]}
+    # the old corpus was not re-hashed: run2's work files hold only the new batch
+    assert sum(len(json.loads(p.read_text())) for p in (tmp_path / "run2/work/shards").glob("*/ids.json")) == len(new)
+    info = json.loads((tmp_path / "index" / "index.json").read_text())
+    assert info["shards"] == 4 and info["alive"] == 6 + len(new) - 4
+
+
+def test_index_with_other_parameters_is_refused(shared_data, tmp_path):
+    from corpus.dedup.store import IndexError_
+
+    write_shards([{"id": "a", "text": "some text here", "source": "web"}], tmp_path / "in", shards=1)
+    run(tmp_path / "in", tmp_path / "r1", tasks=1, save_index_dir=str(tmp_path / "idx"))
+    with pytest.raises(IndexError_, match="shingle_size"):
+        run(tmp_path / "in", tmp_path / "r2", tasks=1, shingle_size=5, against_index_dir=str(tmp_path / "idx"))
+
+
+def test_manifest_stage_runs_after_extract(shared_data, tmp_path):
+    from pipelines.manifest import load_manifest
+    from pipelines.runner import run_manifest
+
+    rows = [{"id": i, "text": t} for i, t in seed_base(shared_data, n=2)]
+    rows += [{"id": f"{r['id']}-copy", "text": r["text"]} for r in rows[:3]]
+    (tmp_path / "in.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    m = tmp_path / "m.yaml"
+    m.write_text(yaml.safe_dump({
+        "name": "t", "output": "out", "executor": {"kind": "local", "tasks": 2, "workers": 1},
+        "inputs": [{"name": "seed", "source": "web", "paths": ["in.jsonl"]}],
+        "stages": [{"stage": "extract"}, {"stage": "dedup", "cluster_rounds": 4}]}))
+    result = run_manifest(load_manifest(m), progress=lambda s: None)
+    assert len(read_shards(result.corpus_dir)) == len(rows) - 3
+    assert (Path(result.stages[1]["dir"]) / "dedup_report.json").exists()
+
+
+def test_cli_dedup_writes_kept_removed_report_and_rejects_bad_input(shared_data, tmp_path):
+    rows = [{"id": i, "text": t, "source": "HoTT/book@1:x.tex"} for i, t in seed_base(shared_data, n=1)]
+    rows.append({"id": "copy", "text": rows[0]["text"] + "\n\nShare this page."})
+    (tmp_path / "in.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n{not json\n")
+    cmd = [sys.executable, "-m", "corpus.cli", "dedup", str(tmp_path / "in.jsonl"), "--output", str(tmp_path / "o")]
+    p = subprocess.run(cmd, capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    assert "rejected" in p.stderr and "in.jsonl:" in p.stderr
+    report = json.loads((tmp_path / "o" / "dedup_report.json").read_text())
+    assert report["documents"] == len(rows) and report["removed"] == 1
+    p = subprocess.run([*cmd[:4], str(tmp_path / "missing.jsonl"), "--output", str(tmp_path / "o2")],
+                       capture_output=True, text=True)
+    assert p.returncode == 2 and "missing.jsonl" in p.stderr and "Traceback" not in p.stderr
+
+
+def test_copy_kinds_cover_the_issue():
+    assert set(COPY_KINDS) == {"exact", "reformat", "boilerplate", "edit2", "edit5", "edit8"}
