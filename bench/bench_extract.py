@@ -101,13 +101,11 @@ def main_text_f1(web: Path, limit: int | None) -> dict:
     return {"pages": len(rows), "ours": sum(ours) / len(ours), "plain": sum(plain) / len(plain)}
 
 
-def throughput(files: list[Path], rounds: int) -> dict:
+def throughput(groups: dict[str, list[Path]], rounds: int) -> dict:
     from datatrove.data import Document
     from datatrove.pipeline.extractors import Trafilatura
 
     from pipelines.steps.extract import MathExtractor
-
-    htmls = [f.read_bytes().decode("utf-8", "replace") for f in files]
 
     def run(step, pages: list[str]) -> float:
         docs = [Document(text=h, id=str(i)) for i, h in enumerate(pages)]
@@ -118,18 +116,17 @@ def throughput(files: list[Path], rounds: int) -> dict:
 
     # Alternate the two steps over small chunks (order flipped every chunk) so that load from other
     # processes on the machine hits both about equally.
-    peer = ours = 0.0
-    chunks = [htmls[i:i + 20] for i in range(0, len(htmls), 20)]
+    times = {g: {"peer": 0.0, "ours": 0.0, "pages": len(files)} for g, files in groups.items()}
+    chunks = []
+    for g, files in groups.items():
+        htmls = [f.read_bytes().decode("utf-8", "replace") for f in files]
+        chunks += [(g, htmls[i:i + 20]) for i in range(0, len(htmls), 20)]
     for r in range(rounds):
-        for c, chunk in enumerate(chunks):
+        for c, (g, chunk) in enumerate(chunks):
             steps = [("peer", Trafilatura(timeout=30)), ("ours", MathExtractor(timeout=30))]
             for name, step in steps if (r + c) % 2 == 0 else steps[::-1]:
-                t = run(step, chunk)
-                if name == "peer":
-                    peer += t
-                else:
-                    ours += t
-    return {"pages": len(htmls), "rounds": rounds, "datatrove_s": peer, "ours_s": ours, "ratio": ours / peer}
+                times[g][name] += run(step, chunk)
+    return times
 
 
 def main() -> None:
@@ -151,9 +148,14 @@ def main() -> None:
     q = main_text_f1(web, 40 if args.quick else None)
     print(f"main-text token F1 ({q['pages']} general pages with ground truth): "
           f"ours {q['ours']:.3f}  plain trafilatura {q['plain']:.3f}")
-    t = throughput(general + math_files, 1 if args.quick else 2)
-    print(f"throughput ({t['pages']} pages x {t['rounds']}): datatrove Trafilatura {t['datatrove_s']:.1f}s, "
-          f"ours {t['ours_s']:.1f}s, ratio ours/datatrove {t['ratio']:.2f}")
+    rounds = 1 if args.quick else 2
+    t = throughput({"general": general, "math": math_files}, rounds)
+    peer, ours = sum(v["peer"] for v in t.values()), sum(v["ours"] for v in t.values())
+    print(f"throughput ({len(general) + len(math_files)} pages x {rounds}): datatrove Trafilatura {peer:.1f}s, "
+          f"ours {ours:.1f}s, ratio ours/datatrove {ours / peer:.2f}")
+    for g, v in t.items():
+        print(f"    {g} pages ({v['pages']}): datatrove {v['peer']:.1f}s, ours {v['ours']:.1f}s, "
+              f"ratio {v['ours'] / v['peer']:.2f}")
 
 
 if __name__ == "__main__":

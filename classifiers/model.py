@@ -60,27 +60,28 @@ class TrainParams:
                 "seed": self.seed, "verbose": 0}
 
 
+_TRAIN_SCRIPT = (
+    "import json, sys, fasttext; a = json.loads(sys.argv[1]); "
+    "fasttext.train_supervised(a['input'], **a['kwargs']).save_model(a['output'])"
+)
+
+
 def _train_in_fresh_process(train_file: str, kwargs: dict[str, Any], model_file: str) -> None:
-    """Run ``fasttext.train_supervised`` in a spawned process and save the model to ``model_file``.
+    """Run ``fasttext.train_supervised`` in a fresh Python process and save the model to ``model_file``.
 
     fastText 0.9.x (``DenseMatrix::uniform``) initializes only ``thread``/10 of the input matrix; the rest is
     whatever the allocator returns. A fresh process gets fresh zeroed pages for it; inside a long-lived process
     the matrix can land on recycled heap memory: garbage weights, "Encountered NaN." and irreproducible runs.
     """
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
+    import subprocess
+    import sys
 
-    with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
-        pool.submit(_train_worker, train_file, kwargs, model_file).result()
-
-
-def _train_worker(train_file: str, kwargs: dict[str, Any], model_file: str) -> None:
-    import fasttext
-
-    try:
-        fasttext.train_supervised(train_file, **kwargs).save_model(model_file)
-    except RuntimeError as e:  # e.g. "Encountered NaN." when lr is too high for the data
-        raise ModelError(f"fastText training failed: {e} (try a lower lr)") from None
+    arg = json.dumps({"input": train_file, "kwargs": kwargs, "output": model_file})
+    proc = subprocess.run([sys.executable, "-c", _TRAIN_SCRIPT, arg], capture_output=True, text=True)
+    if proc.returncode != 0:
+        lines = [x for x in proc.stderr.strip().splitlines() if x.strip()]
+        hint = " (try a lower lr)" if "NaN" in proc.stderr else ""
+        raise ModelError(f"fastText training failed: {lines[-1] if lines else proc.returncode}{hint}")
 
 
 def _line(ex: Example, p: TrainParams) -> str:

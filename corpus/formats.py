@@ -13,7 +13,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from corpus.io import InputError, Reject, iter_records
+from corpus.io import JSONL_EXT, PARQUET_EXT, InputError, Reject, expand_paths, iter_records
+from corpus.schema import SOURCES, SchemaError, normalize_row
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,23 @@ def read_record_file(path: str, ctx: FileContext) -> Iterator[dict | Reject]:
         if rec.get("id") in (None, ""):
             rec = {**rec, "id": ctx.doc_id(pos)}
         yield {**rec, "_line": pos}
+
+
+def iter_record_rows(paths: str | list[str], source: str | None = None) -> Iterator[dict | Reject]:
+    """Schema rows from JSONL/Parquet record files (ids kept), for commands that take record files directly.
+
+    A record whose own ``source`` is a schema source keeps it; otherwise ``source`` is used and the record's
+    value moves to the metadata as ``orig_source``. Bad records come out as :class:`Reject`.
+    """
+    for path in expand_paths(paths, exts=JSONL_EXT + PARQUET_EXT):
+        for pos, rec in iter_records(path):
+            if isinstance(rec, Reject):
+                yield rec
+                continue
+            try:
+                yield normalize_row(rec, source=None if rec.get("source") in SOURCES else source)
+            except SchemaError as e:
+                yield Reject(path, pos, str(e), str(rec)[:500])
 
 
 FORMATS: dict[str, Handler] = {

@@ -100,11 +100,16 @@ def _expand_one(pattern: str, exts: Sequence[str] | None) -> list[str]:
             os.path.join(root, f)
             for root, dirs, files in os.walk(pattern)
             for f in files
-            if keep(f) and not any(part.startswith(".") for part in os.path.relpath(root, pattern).split(os.sep)[1:])
+            if keep(f) and not _hidden(os.path.relpath(root, pattern))
         ]
     if os.path.isfile(pattern):
         return [pattern]
     return []
+
+
+def _hidden(relative_dir: str) -> bool:
+    """True when a folder below the input root is hidden (``.git``, ``.mix-work`` ...)."""
+    return any(part.startswith(".") and part != "." for part in relative_dir.split(os.sep))
 
 
 def open_file(path: str, mode: str = "rb", **kwargs):

@@ -5,10 +5,11 @@ different, and ``x^2+3x`` and ``x ^ 2 + 3 x`` must tokenize the same. So, unlike
 ``TextNormConfig`` (which maps every digit to 0), we:
 
 * apply NFKC (full-width digits/punctuation -> ASCII) and case folding;
-* drop TeX math delimiters (``$``, ``\\(``, ``\\[``, ...), grouping braces/brackets/parentheses and the
-  punctuation that carries no math (``, . ; : ? " '`` ...);
+* drop TeX math delimiters (``$``, ``\\(``, ``\\[``, ...), TeX grouping braces and the punctuation that
+  carries no math (``, . ; : ? " '`` ...);
 * keep as tokens: words, numbers (``3.14`` is one token), TeX commands (``\\frac``), operators
-  (``+ - * / = < > ^ _ ! | %`` and Unicode math symbols);
+  (``+ - * / = < > ^ _ ! | %`` and Unicode math symbols) and parentheses/brackets, which change meaning
+  (``88 \\div (4 \\div 2)`` is not ``88 \\div 4 \\div 2``; ``[0, 1]`` is not ``(0, 1)``);
 * split CJK text into one token per character (Chinese has no spaces; a 13-gram must be 13 characters).
 """
 
@@ -25,7 +26,7 @@ _TOKEN_RE = re.compile(
   | (?P<num>\d+(?:\.\d+)?)                                # 12, 3.14
   | (?P<cjk>[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\u3040-\u30ff\uac00-\ud7af])
   | (?P<word>[^\W\d_]+)                                   # letters (after NFKC + casefold)
-  | (?P<op>[+\-*/=<>^_!|%~&]|[\u2190-\u21ff\u2200-\u22ff\u27c0-\u27ef\u2980-\u2aff\u00b1\u00d7\u00f7\u00ac])
+  | (?P<op>[+\-*/=<>^_!|%~&()\[\]]|[\u2190-\u21ff\u2200-\u22ff\u27c0-\u27ef\u2980-\u2aff\u00b1\u00d7\u00f7\u00ac])
     """,
     re.VERBOSE,
 )

@@ -143,7 +143,7 @@ def run_manifest(
                 )
         summary = spec.finalize(entry.settings, ctx) if spec.finalize else None
         docs_in = count_rows(input_dir) if input_dir else None
-        kept = count_rows(ctx.kept_dir)
+        kept = count_rows(corpus_dir if spec.writes_corpus else ctx.kept_dir)
         summaries.append({
             "index": index, "stage": entry.stage, "dir": stage_dir, "seconds": round(time.time() - t0, 3),
             "documents_in": docs_in, "documents_out": kept, "documents_removed": count_rows(ctx.removed_dir),

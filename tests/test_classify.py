@@ -18,7 +18,7 @@ import pytest
 
 from classifiers.data import MATH, Example, iter_texts, split
 from classifiers.metrics import metrics_at, pr_curve, threshold_for
-from classifiers.model import MathClassifier, TrainParams, train_from_files
+from classifiers.model import MathClassifier, TrainParams, data_fingerprint, train_from_files
 from classifiers.preprocess import prepare
 from classifiers.recall import PoolScores, RecallConfig, domain_of, expand_domains, path_prefix, run_rounds
 from classifiers.score import ModelSet, parse_model_specs
@@ -140,18 +140,18 @@ def test_train_writes_card_and_classifies_held_out_seed(model, seed):
 
 def test_training_is_reproducible_and_reused(seed, tmp_path):
     params = TrainParams(**SMALL)
-    a = train_from_files(str(tmp_path / "a"), [seed["pos"]], [seed["neg"]], params)
-    b = train_from_files(str(tmp_path / "b"), [seed["pos"]], [seed["neg"]], params)
-    texts = [t for _, t in iter_texts(seed["pos_test"])][:20]
+    data = ([seed["pos_test"]], [seed["neg_test"]])  # small: two trainings
+    a = train_from_files(str(tmp_path / "a"), *data, params)
+    b = train_from_files(str(tmp_path / "b"), *data, params)
+    texts = [t for _, t in iter_texts(seed["pos"])][:20]
     score_a, score_b = (MathClassifier(str(tmp_path / x)).score(texts) for x in "ab")
     assert np.array_equal(score_a, score_b)
     assert a["fingerprint"] == b["fingerprint"]
     mtime = (tmp_path / "a" / "model.bin").stat().st_mtime_ns
-    c = train_from_files(str(tmp_path / "a"), [seed["pos"]], [seed["neg"]], params, reuse=True)
+    c = train_from_files(str(tmp_path / "a"), *data, params, reuse=True)
     assert (tmp_path / "a" / "model.bin").stat().st_mtime_ns == mtime and c == a
-    d = train_from_files(str(tmp_path / "a"), [seed["pos"]], [seed["neg"]], TrainParams(**{**SMALL, "epoch": 5}),
-                         reuse=True)
-    assert d["fingerprint"] != a["fingerprint"] and d["params"]["epoch"] == 5
+    assert data_fingerprint(TrainParams(**{**SMALL, "epoch": 5}), a["data"]) != a["fingerprint"]
+    assert data_fingerprint(params, a["data"], [Example("x", MATH, "k")]) != a["fingerprint"]
 
 
 def test_code_model_separates_math_code(seed, tmp_path):
@@ -289,8 +289,10 @@ def test_classify_stage_trains_and_scores(seed, shared_data, tmp_path, ray_clust
     from pipelines.steps.io import read_shards
 
     s = shared_data / "seed"
-    docs = [{"id": f"m{i}", "text": r["text"]} for i, r in enumerate(_take(s / "math_text.jsonl", 10, start=600))]
-    docs += [{"id": f"g{i}", "text": r["text"]} for i, r in enumerate(_take(s / "general_text.jsonl", 10, start=600))]
+    docs = [{"id": f"m{i}", "text": r["text"], "url": f"https://math.example.org/notes/{i}.html"}
+            for i, r in enumerate(_take(s / "math_text.jsonl", 10, start=600))]
+    docs += [{"id": f"g{i}", "text": r["text"], "url": f"https://books.example.com/ch/{i}.html"}
+             for i, r in enumerate(_take(s / "general_text.jsonl", 10, start=600))]
     _write(tmp_path / "in" / "docs.jsonl", docs)
     _write(tmp_path / "seed" / "math.jsonl", _take(Path(seed["pos"]), 10000))
     _write(tmp_path / "seed" / "general.jsonl", _take(Path(seed["neg"]), 10000))
@@ -308,15 +310,43 @@ stages:
     train:
       default: {positives_paths: [seed/math.jsonl], negatives_paths: [seed/general.jsonl], dim: 16, epoch: 20,
                 lr: 0.2, min_count: 1, bucket: 100000}
+    keep_all: true
+  - stage: recall
+    rounds: 1
+    threshold: 0.5
+    train: {positives_paths: [seed/math.jsonl], negatives_paths: [seed/general.jsonl], dim: 16, epoch: 20,
+            lr: 0.2, min_count: 1, bucket: 100000}
 """)
     result = run_manifest(load_manifest(tmp_path / "m.yaml"), progress=lambda s: None)
     stage_dir = Path(result.stages[1]["dir"])
     assert (stage_dir / "models" / "default" / "model.json").exists()
     kept = read_shards(str(stage_dir / "kept")).to_pylist()
-    removed = read_shards(str(stage_dir / "removed")).to_pylist()
-    assert len(kept) + len(removed) == len(docs)
-    assert all(r["math_score"] >= 0.5 for r in kept) and all(r["math_score"] < 0.5 for r in removed)
-    assert {r["reason"] for r in removed} == {"low_math_score"}
-    m = metrics_at([r["math_score"] for r in kept + removed], [r["id"].startswith("m") for r in kept + removed], 0.5)
+    assert len(kept) == len(docs) and all(r["math_score"] is not None for r in kept)  # keep_all: scored, kept
+    m = metrics_at([r["math_score"] for r in kept], [r["id"].startswith("m") for r in kept], 0.5)
     assert m.f1 >= 0.8
     assert result.stages[1]["summary"]["models"]["default"]["threshold"] == 0.5
+    # recall stage: documents pass through; round 1 finds the math domain among the scored pages
+    recall = result.stages[2]
+    assert recall["documents_out"] == len(docs)
+    report = json.loads((Path(recall["dir"]) / "recall" / "round_01" / "report.json").read_text())
+    assert report["pool_documents"] == len(docs) and "math.example.org" in report["new_domains"]
+    assert "books.example.com" not in report["new_domains"]
+
+
+def test_score_step_removes_below_threshold(model, seed, tmp_path):
+    from datatrove.data import Document
+
+    from pipelines.stages.classify import MathScoreStep
+    from pipelines.steps.io import read_shards
+
+    texts = [t for _, t in iter_texts(seed["pos_test"])][:5] + [t for _, t in iter_texts(seed["neg_test"])][:5]
+    docs = [Document(text=t, id=str(i), metadata={"source": "web" if i % 2 else "book"}) for i, t in enumerate(texts)]
+    docs.append(Document(text="def f(): pass", id="c", metadata={"source": "code"}))
+    step = MathScoreStep({"web": model, "book": model}, str(tmp_path / "removed"), threshold=0.5, batch_size=3)
+    kept = list(step.run(iter(docs), rank=0, world_size=1))
+    removed = read_shards(str(tmp_path / "removed")).to_pylist()
+    assert len(kept) + len(removed) == len(docs)
+    assert any(d.id == "c" and d.metadata.get("math_score") is None for d in kept)  # no code model: unscored
+    assert all(d.metadata["math_score"] >= 0.5 for d in kept if d.id != "c")
+    assert removed and all(r["math_score"] < 0.5 and r["reason"] == "low_math_score" for r in removed)
+    assert all(r["math_threshold"] == 0.5 for r in removed)

@@ -179,29 +179,30 @@ def test_cli_filter(tmp_path, monkeypatch, capsys):
 
 
 def test_tier_model_from_the_classifiers_api(tmp_path, shared_data):
-    """A second fastText model (P(hq)) drives the quality part of the tier through classifiers.MathClassifier."""
-    import fasttext
-
-    from classifiers.preprocess import prepare
+    """A second fastText model, trained with the classifiers API (positive class = high quality), drives the
+    quality part of the tier."""
+    from classifiers.data import MATH, OTHER, Example
+    from classifiers.model import TrainParams, train_model
     from corpus.schema import row_to_document
     from pipelines.stages.filter import FilterSettings, build_step
     from pipelines.steps.io import read_shards
 
-    lines = []
-    for name, label in (("math_text", "hq"), ("general_text", "lq")):
+    train = []
+    for name, label in (("math_text", MATH), ("general_text", OTHER)):
         with open(shared_data / "seed" / f"{name}.jsonl", encoding="utf-8") as fh:
-            lines += [f"__label__{label} {prepare(json.loads(line)['text'][:3000])}"
+            train += [Example((r := json.loads(line))["text"][:3000], label, r["id"])
                       for _, line in zip(range(40), fh, strict=False)]
-    (tmp_path / "train.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    model = fasttext.train_supervised(str(tmp_path / "train.txt"), epoch=5, dim=16, verbose=0, thread=1)
-    model.save_model(str(tmp_path / "quality.bin"))
+    params = TrainParams(dim=16, epoch=10, min_count=1, bucket=20_000, threads=1)
+    train_model(str(tmp_path / "quality"), train, [], params)
 
     story = "The old captain told the children about the storms of his youth, and they listened until dark. " * 4
     docs = [row_to_document({"id": "m", "text": PROSE + LATEX, "math_score": 0.5}),
             row_to_document({"id": "p", "text": story, "math_score": 0.5})]
-    settings = FilterSettings(tier_model_path=str(tmp_path / "quality.bin"), repetition=None, boilerplate=None,
+    settings = FilterSettings(tier_model_path=str(tmp_path / "quality"), repetition=None, boilerplate=None,
                               ratios=None, languages=None)
     step = build_step(settings, str(tmp_path / "removed"))
+    q_math, q_story = step.tier_model.score([PROSE + LATEX, story])
+    assert q_math > q_story
     tiers = {d.id: d.metadata["quality_tier"] for d in step.run(iter(docs))}
-    assert tiers["m"] > tiers["p"]
+    assert tiers["m"] > tiers["p"], (q_math, q_story, tiers)
     assert read_shards(str(tmp_path / "removed")).num_rows == 0

@@ -110,6 +110,8 @@ def test_missing_manifest_and_missing_input_are_one_line_cli_errors(tmp_path):
     assert r.returncode == 2 and r.stderr.strip().count("\n") == 0
     assert "nope.yaml: no such manifest file" in r.stderr
     m = write_manifest(tmp_path / "m.yaml", [{"name": "a", "source": "web", "paths": ["missing/*.jsonl"]}])
+    r = subprocess.run([*MATHCORPUS, "run", str(m), "-e", "bogus"], capture_output=True, text=True)
+    assert r.returncode == 2 and "Traceback" not in r.stderr and "Invalid value for --executor" in r.stderr
     r = subprocess.run([*MATHCORPUS, "run", str(m), "-e", "local"], capture_output=True, text=True)
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert "missing/*.jsonl: no such file or no matching input files" in r.stderr.strip().splitlines()[-1]

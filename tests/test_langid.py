@@ -67,7 +67,7 @@ def test_fasttext_backend_with_a_real_model(tmp_path, shared_data):
                 lines.append(f"{label} {' '.join(text) if label.endswith('Hani') else text}")
     train = tmp_path / "train.txt"
     train.write_text("\n".join(lines), encoding="utf-8")
-    model = fasttext.train_supervised(str(train), epoch=5, minn=1, maxn=3, dim=16, verbose=0, thread=1)
+    model = fasttext.train_supervised(str(train), epoch=15, minn=1, maxn=3, dim=16, verbose=0, thread=1, seed=1)
     path = tmp_path / "lid.bin"
     model.save_model(str(path))
     lid = LanguageIdentifier("fasttext", str(path))

@@ -32,7 +32,9 @@ def test_shared_sample_end_to_end(repo, shared_data, tmp_path, ray_cluster):
     assert stats["total"]["documents"] == manifest["documents"] == funnel["corpus_documents"] > 1000
     assert stats["total"]["tokens"] == manifest["tokens"]
     assert {g["source"] for g in stats["groups"]} == {"web", "book", "code"}
-    for name, s in manifest["sources"].items():
-        assert abs(s["realized_share"] - s["requested_share"]) < 0.02, name
+    assert manifest["tokens"] == pytest.approx(3_000_000, rel=0.01)
+    for name, s in manifest["sources"].items():  # a source is at its epoch cap, or got at least its share
+        at_cap = s["epochs"] >= s["max_epochs"] - 0.01
+        assert at_cap or s["realized_share"] >= s["requested_share"] - 0.01, name
     assert [s["stage"] for s in funnel["stages"]] == [s["stage"] for s in result.stages]
     assert any(s["removed"] for s in funnel["stages"])  # something was filtered / deduplicated with a reason

@@ -5,8 +5,8 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 
-import click
 import typer
+from typer import _click  # typer vendors its own click: its exception classes live here
 
 from corpus.errors import MathcorpusError
 
@@ -24,12 +24,12 @@ def run_cli(typer_app: typer.Typer, prog: str, argv: list[str] | None = None) ->
     command = typer.main.get_command(typer_app)
     try:
         rv = command.main(args=argv, prog_name=prog, standalone_mode=False)
-    except click.exceptions.Exit as e:
+    except typer.Exit as e:
         sys.exit(e.exit_code)
-    except click.ClickException as e:
+    except _click.exceptions.ClickException as e:
         e.show()
         sys.exit(e.exit_code)
-    except click.Abort:
+    except typer.Abort:
         print(f"{prog}: aborted", file=sys.stderr)
         sys.exit(130)
     except (MathcorpusError, FileNotFoundError, IsADirectoryError, PermissionError) as e:

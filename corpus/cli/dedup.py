@@ -15,30 +15,21 @@ def ingest(paths: list[str], dest: str, shards: int, source: str | None) -> tupl
     """
     import sys
 
-    from corpus.io import JSONL_EXT, PARQUET_EXT, Reject, expand_paths, iter_records, write_jsonl
-    from corpus.schema import SOURCES, SchemaError, normalize_row
+    from corpus.formats import iter_record_rows
+    from corpus.io import Reject, write_jsonl
     from pipelines.steps.io import DocSink
 
-    files = expand_paths(paths, exts=JSONL_EXT + PARQUET_EXT)
     sinks = [DocSink(f"{dest}/input/{i:05d}.parquet", write_empty=True) for i in range(shards)]
     rejects: list[Reject] = []
     n = 0
-    for path in files:
-        for pos, rec in iter_records(path):
-            if not isinstance(rec, Reject):
-                if rec.get("source") is not None and rec["source"] not in SOURCES:
-                    rec = {**rec, "orig_source": rec["source"], "source": source}
-                elif source is not None and rec.get("source") is None:
-                    rec = {**rec, "source": source}
-                try:
-                    sinks[n % shards].write_row(normalize_row(rec))
-                    n += 1
-                    continue
-                except SchemaError as e:
-                    rec = Reject(path, pos, str(e), str(rec)[:500])
+    for row in iter_record_rows(paths, source):
+        if isinstance(row, Reject):
             if len(rejects) < 20:
-                print(f"mathcorpus: rejected {rec}", file=sys.stderr)
-            rejects.append(rec)
+                print(f"mathcorpus: rejected {row}", file=sys.stderr)
+            rejects.append(row)
+            continue
+        sinks[n % shards].write_row(row)
+        n += 1
     for s in sinks:
         s.close()
     if rejects:

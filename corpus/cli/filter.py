@@ -30,8 +30,9 @@ def filter_cmd(
     import yaml
 
     from corpus.errors import MathcorpusError
-    from corpus.io import JSONL_EXT, PARQUET_EXT, Reject, expand_paths, iter_records, write_json, write_jsonl
-    from corpus.schema import SOURCES, SchemaError, normalize_row, row_to_document
+    from corpus.formats import iter_record_rows
+    from corpus.io import Reject, write_json, write_jsonl
+    from corpus.schema import row_to_document
     from pipelines.stages.filter import FilterSettings, build_step
     from pipelines.steps.io import DocSink
 
@@ -60,19 +61,13 @@ def filter_cmd(
     rejects: list[Reject] = []
 
     def docs():
-        for path in expand_paths(inputs, exts=JSONL_EXT + PARQUET_EXT):
-            for pos, rec in iter_records(path):
-                if not isinstance(rec, Reject):
-                    if rec.get("source") not in (None, *SOURCES):
-                        rec = {**rec, "orig_source": rec["source"], "source": source}
-                    try:
-                        yield row_to_document(normalize_row({**rec, "source": rec.get("source") or source}))
-                        continue
-                    except SchemaError as e:
-                        rec = Reject(path, pos, str(e), str(rec)[:500])
+        for row in iter_record_rows(inputs, source):
+            if isinstance(row, Reject):
                 if len(rejects) < 20:
-                    print(f"mathcorpus filter: rejected {rec}", file=sys.stderr)
-                rejects.append(rec)
+                    print(f"mathcorpus filter: rejected {row}", file=sys.stderr)
+                rejects.append(row)
+                continue
+            yield row_to_document(row)
 
     step = build_step(settings, removed_dir=f"{output}/removed")
     kept = DocSink(f"{output}/kept/00000.parquet", write_empty=True)

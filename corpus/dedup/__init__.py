@@ -10,6 +10,9 @@ Pipeline (see ``pipelines/stages/dedup.py`` for how it is distributed):
 4. :mod:`.components` — connected components by rounds of min-label propagation with pointer jumping, one
    partition per shard; the label is the best document of the component under :mod:`.priority`, so the
    converged label *is* the survivor.
+
+:mod:`.store` holds the on-disk layout shared by the phases, :mod:`.index` saves a run as an index that
+later batches are deduplicated against, :mod:`.planted` builds the planted benchmark used to pick defaults.
 """
 
 from corpus.dedup.params import DedupConfig

@@ -9,6 +9,7 @@ top 32 bits) vectorized over a batch of documents; band keys mix each band's row
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 import xxhash
@@ -30,6 +31,7 @@ def _mix64(x: np.ndarray) -> np.ndarray:
     return x ^ (x >> np.uint64(31))
 
 
+@lru_cache(maxsize=32)
 def _odd_constants(n: int, seed: int) -> np.ndarray:
     return np.random.default_rng(seed).integers(1, 2**63, size=n, dtype=np.uint64) * np.uint64(2) + np.uint64(1)
 
@@ -82,13 +84,18 @@ def math_symbols(tokens: list[str]) -> list[str]:
     return out
 
 
+@lru_cache(maxsize=8)
+def _permutations(num_perm: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    a = rng.integers(1, 2**63, size=num_perm, dtype=np.uint64) * np.uint64(2) + np.uint64(1)
+    return a, rng.integers(0, 2**63, size=num_perm, dtype=np.uint64)
+
+
 def signatures(shingle_sets: list[np.ndarray], cfg: DedupConfig, chunk: int = 8192) -> np.ndarray:
     """MinHash signatures, shape ``(len(shingle_sets), num_perm)`` uint32; empty sets get all-ones rows."""
     n_docs = len(shingle_sets)
     out = np.full((n_docs, cfg.num_perm), np.iinfo(np.uint32).max, dtype=np.uint32)
-    rng = np.random.default_rng(cfg.seed)
-    a = rng.integers(1, 2**63, size=cfg.num_perm, dtype=np.uint64) * np.uint64(2) + np.uint64(1)
-    b = rng.integers(0, 2**63, size=cfg.num_perm, dtype=np.uint64)
+    a, b = _permutations(cfg.num_perm, cfg.seed)
     nonempty = [i for i, s in enumerate(shingle_sets) if len(s)]
     if not nonempty:
         return out

@@ -26,7 +26,7 @@ TRAFILATURA_OPTIONS: dict[str, Any] = {
     "output_format": "markdown",
     "include_tables": True,
     "include_formatting": True,
-    "include_comments": False,  # blog comment sections: boilerplate more often than not (and 40 % slower)
+    "include_comments": False,  # comment sections: mostly boilerplate, and slow to extract (the recall pass keeps them)
     "include_links": False,
     "include_images": False,
     "fast": False,
@@ -222,6 +222,7 @@ def parse_html(html: str):
 
 def math_text(
     tree, url: str | None = None, options: dict[str, Any] | None = None, recall_below: float = RECALL_BELOW,
+    html: str | None = None,
 ) -> tuple[str | None, MathPass]:
     """Math pass + trafilatura on a parsed tree (modified in place): (Markdown text or None, formulas).
 
@@ -230,7 +231,7 @@ def math_text(
     """
     import trafilatura
 
-    mp = take_formulas(tree)
+    mp = take_formulas(tree, html)
     opts = {**TRAFILATURA_OPTIONS, **(options or {})}
     spare = copy.deepcopy(tree) if mp.formulas and recall_below > 0 else None
     qa = qa_blocks(tree) if spare is not None else []
@@ -299,7 +300,7 @@ def extract_page(
         tree = parse_html(html)
         url = page_url(tree, url)
         date, title = page_date(tree), page_title(tree)
-        text, mp = math_text(tree, url, options)
+        text, mp = math_text(tree, url, options, html=html)
     if not text or not text.strip():
         raise ExtractError("no main text found")
     text, kept = restore(unescape_markdown(text), mp)

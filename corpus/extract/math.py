@@ -391,12 +391,26 @@ def _drop_hidden(root) -> None:
             _drop(el)
 
 
-def take_formulas(root) -> MathPass:
-    """Replace every formula under ``root`` (an lxml tree, modified in place) by a placeholder word."""
+ELEMENT_HINTS = ("<math", "katex", "mathjax", "mwe-math", "<mjx-", "math/", "<d-math", "<dt-math", "<x-math",
+                 "<tex-math", "<latex-math", "<math-tex", "<ktx", "latex", "codecogs", "cht=tx", "mimetex", "mathtex",
+                 "tex.cgi", "equation")
+ENGINE_HINTS = ("mathjax", "katex", "texmath", "mathml", "math/tex", "asciimath")
+
+
+def take_formulas(root, html: str | None = None) -> MathPass:
+    """Replace every formula under ``root`` (an lxml tree, modified in place) by a placeholder word.
+
+    With the page's ``html`` the element passes are skipped on pages that carry no math markup at all (a
+    regex over the raw page is much cheaper than walking the tree)."""
     mp = MathPass()
-    engine, asciimath = page_engines(root)
-    _drop_hidden(root)
-    _take_elements(root, mp)
+    low = html.lower() if html is not None else None
+    if low is None or any(k in low for k in ENGINE_HINTS):
+        engine, asciimath = page_engines(root)
+    else:
+        engine = asciimath = False
+    if low is None or any(k in low for k in ELEMENT_HINTS):
+        _drop_hidden(root)
+        _take_elements(root, mp)
     _take_text(root, mp, engine, asciimath)
     if mp.formulas:
         _unhide_math_blocks(root)

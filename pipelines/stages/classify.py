@@ -70,43 +70,6 @@ class ClassifyError(MathcorpusError):
     """A classify stage model that is missing."""
 
 
-def train_models(settings: ClassifySettings, ctx: StageContext, progress=print) -> dict[str, str]:
-    """Train (or reuse) the models of the ``train`` block in the driver; ``{source: model_dir}``."""
-    from classifiers.model import train_from_files
-
-    out = {}
-    for source, block in settings.train.items():
-        model_dir = block.model_dir or f"{ctx.stage_dir}/models/{source}"
-        card = train_from_files(model_dir, block.positives_paths, block.negatives_paths, block.params(), reuse=True)
-        v = card.get("validation", {}).get("at_threshold", {})
-        progress(f"    classify: model {source!r} at {model_dir} (threshold {card['threshold']:.3f}, "
-                 f"validation P={v.get('precision', float('nan')):.3f} R={v.get('recall', float('nan')):.3f})")
-        out[source] = model_dir
-    return out
-
-
-def build(settings: ClassifySettings, ctx: StageContext) -> list[Phase]:
-    from classifiers.model import model_paths
-
-    models = settings.models(train_models(settings, ctx))
-    for source, path in models.items():
-        if not model_paths(path)[0].exists():
-            raise ClassifyError(f"classify: model for source {source!r}: {model_paths(path)[0]} does not exist")
-    ctx.extra["classify_models"] = models
-    step = MathScoreStep(models, ctx.removed_dir, threshold=settings.threshold, thresholds=settings.thresholds,
-                          keep_all=settings.keep_all, batch_size=settings.batch_size)
-    return [Phase("classify", [ParquetShardReader(ctx.input_dir), step, ParquetShardWriter(ctx.kept_dir)],
-                  tasks=ctx.tasks)]
-
-
-def finalize(settings: ClassifySettings, ctx: StageContext) -> dict:
-    from classifiers.score import ModelSet
-
-    models = ctx.extra.get("classify_models") or settings.models({})
-    described = ModelSet(models, settings.threshold, settings.thresholds).describe()
-    return {"models": described, "keep_all": settings.keep_all}
-
-
 class MathScoreStep(PipelineStep):
     """Scores documents in batches with per-source models (loaded lazily, once per worker process)."""
 
@@ -150,6 +113,43 @@ class MathScoreStep(PipelineStep):
             sink.abort()
             raise
         sink.close()
+
+
+def train_models(settings: ClassifySettings, ctx: StageContext, progress=print) -> dict[str, str]:
+    """Train (or reuse) the models of the ``train`` block in the driver; ``{source: model_dir}``."""
+    from classifiers.model import train_from_files
+
+    out = {}
+    for source, block in settings.train.items():
+        model_dir = block.model_dir or f"{ctx.stage_dir}/models/{source}"
+        card = train_from_files(model_dir, block.positives_paths, block.negatives_paths, block.params(), reuse=True)
+        v = card.get("validation", {}).get("at_threshold", {})
+        progress(f"    classify: model {source!r} at {model_dir} (threshold {card['threshold']:.3f}, "
+                 f"validation P={v.get('precision', float('nan')):.3f} R={v.get('recall', float('nan')):.3f})")
+        out[source] = model_dir
+    return out
+
+
+def build(settings: ClassifySettings, ctx: StageContext) -> list[Phase]:
+    from classifiers.model import model_paths
+
+    models = settings.models(train_models(settings, ctx))
+    for source, path in models.items():
+        if not model_paths(path)[0].exists():
+            raise ClassifyError(f"classify: model for source {source!r}: {model_paths(path)[0]} does not exist")
+    ctx.extra["classify_models"] = models
+    step = MathScoreStep(models, ctx.removed_dir, threshold=settings.threshold, thresholds=settings.thresholds,
+                          keep_all=settings.keep_all, batch_size=settings.batch_size)
+    return [Phase("classify", [ParquetShardReader(ctx.input_dir), step, ParquetShardWriter(ctx.kept_dir)],
+                  tasks=ctx.tasks)]
+
+
+def finalize(settings: ClassifySettings, ctx: StageContext) -> dict:
+    from classifiers.score import ModelSet
+
+    models = ctx.extra.get("classify_models") or settings.models({})
+    described = ModelSet(models, settings.threshold, settings.thresholds).describe()
+    return {"models": described, "keep_all": settings.keep_all}
 
 
 STAGE = StageSpec(

@@ -39,8 +39,11 @@ class FilterSettings(StageSettings):
     tiers: TierConfig = Field(default_factory=TierConfig)
     min_tier: int = Field(0, ge=0, le=5, description="documents below this quality tier are removed")
     tier_model_path: str | None = Field(
-        None, description="optional fastText quality model (classifiers API) giving P(tier_model_label)")
-    tier_model_label: str = Field("hq", description="the 'high quality' label of tier_model_path")
+        None, description="optional second fastText model (a classifiers-API model folder or .bin) whose "
+                          "P(tier_model_label) is the quality part of the tier; train it with the classifiers "
+                          "API on high-quality (positive) vs low-quality math documents")
+    tier_model_label: str = Field("math", description="the positive ('high quality') label of tier_model_path "
+                                                      "(classifiers-API models use math/other)")
 
     def heuristics(self) -> HeuristicsConfig:
         return HeuristicsConfig(length=self.length, boilerplate=self.boilerplate, ratios=self.ratios,
