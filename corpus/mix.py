@@ -439,7 +439,7 @@ def write_shard(plan: Plan, shard: int, work_dir: str, out_dir: str, cfg: MixCon
     if table.num_rows != expected:
         raise MixError(f"shard {name}: {table.num_rows} rows in buckets, {expected} planned (rerun the scatter)")
     table = table.take(pc.sort_indices(table.column("_pos")))
-    table = table.drop_columns(["_pos"]).replace_schema_metadata(DOCUMENT_SCHEMA.metadata)
+    table = table.drop_columns(["_pos"]).select(DOCUMENT_SCHEMA.names).cast(DOCUMENT_SCHEMA)
     avg = table.nbytes / max(1, table.num_rows)
     rg_rows = int(min(100_000, max(256, cfg.row_group_bytes // max(1, avg))))
     with atomic_open(target, "wb") as fh:

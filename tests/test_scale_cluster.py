@@ -298,21 +298,27 @@ def test_losing_a_node_mid_job_still_yields_the_same_corpus(shared_data, tmp_pat
         head, node2 = cluster.nodes
         env = cluster.env(RAY_ADDRESS=cluster.address)
         cmd = [sys.executable, "-c", DRIVER_WITH_SLOW_STAGE, "run", str(ray_m), "-e", "ray"]
-        driver = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        driver_log = tmp_path / "driver.log"  # a file, not a pipe: a full pipe would stall the driver
+        with open(driver_log, "w") as fh:
+            driver = subprocess.Popen(cmd, env=env, stdout=fh, stderr=subprocess.STDOUT)
         # wait until a rank of the slow stage is running on node 2, then kill every process of node 2
         victim = None
         deadline = time.time() + 60
         while victim is None and time.time() < deadline and driver.poll() is None:
             node2_pids = cluster.processes(node2)
             for f in started.glob("*.json") if started.is_dir() else []:
-                note = json.loads(f.read_text())
+                try:
+                    note = json.loads(f.read_text())
+                except ValueError:  # still being written
+                    continue
                 if note["pid"] in node2_pids:
                     victim = note
             time.sleep(0.2)
         assert victim is not None, "no task of the slow stage ran on node 2"
         time.sleep(0.5)
         cluster.kill(node2)
-        log, _ = driver.communicate(timeout=80)
+        driver.wait(timeout=80)
+        log = driver_log.read_text()
         if driver.returncode != 0:  # ranks the executor gave up on: a rerun resumes from the completion markers
             out = _run_cli(["run", str(ray_m), "-e", "ray"], env=env, driver=DRIVER_WITH_SLOW_STAGE)
             assert out.returncode == 0, f"first run:\n{log[-2000:]}\nrerun:\n{out.stderr[-2000:]}"
