@@ -55,16 +55,22 @@ def read_record_file(path: str, ctx: FileContext) -> Iterator[dict | Reject]:
 def iter_record_rows(paths: str | list[str], source: str | None = None) -> Iterator[dict | Reject]:
     """Schema rows from JSONL/Parquet record files (ids kept), for commands that take record files directly.
 
-    A record whose own ``source`` is a schema source keeps it; otherwise ``source`` is used and the record's
-    value moves to the metadata as ``orig_source``. Bad records come out as :class:`Reject`.
+    A record whose own ``source`` is a schema source keeps it; otherwise ``source`` (which may be None) is
+    used and the record's value moves to the metadata as ``orig_source``. Bad records come out as
+    :class:`Reject`.
     """
     for path in expand_paths(paths, exts=JSONL_EXT + PARQUET_EXT):
         for pos, rec in iter_records(path):
             if isinstance(rec, Reject):
                 yield rec
                 continue
+            own = rec.get("source")
+            if own is not None and own not in SOURCES:
+                rec = {**rec, "source": source, "orig_source": own}
+            elif own is None:
+                rec = {**rec, "source": source}
             try:
-                yield normalize_row(rec, source=None if rec.get("source") in SOURCES else source)
+                yield normalize_row(rec)
             except SchemaError as e:
                 yield Reject(path, pos, str(e), str(rec)[:500])
 

@@ -83,19 +83,23 @@ class TaskRecords:
     memory (for sizing)."""
 
     def _run_for_rank(self, rank: int, local_rank: int = 0, *args, **kwargs):
-        if self.is_rank_completed(rank):
-            return super()._run_for_rank(rank, local_rank, *args, **kwargs)
-        _reset_peak_rss()
-        started, cpu = time.time(), _cpu_seconds()
-        stats = super()._run_for_rank(rank, local_rank, *args, **kwargs)
-        record = {
-            "rank": rank, "host": socket.gethostname(), "pid": os.getpid(), "node_id": _ray_node_id(),
-            "started": round(started, 3), "seconds": round(time.time() - started, 3),
-            "cpu_seconds": round(_cpu_seconds() - cpu, 3), "peak_rss_mb": round(peak_rss_mb(), 1),
-        }
-        with self.logging_dir.open(f"tasks/{rank:05d}.json", "w") as fh:
-            json.dump(record, fh)
-        return stats
+        if not self.is_rank_completed(rank):
+            _reset_peak_rss()
+            self._task_started = (rank, time.time(), _cpu_seconds())
+        return super()._run_for_rank(rank, local_rank, *args, **kwargs)
+
+    def mark_rank_as_completed(self, rank: int) -> None:
+        """Write the task record first, so a completed rank always has one (even if killed right after)."""
+        started_rank, started, cpu = getattr(self, "_task_started", (None, time.time(), _cpu_seconds()))
+        if started_rank == rank:
+            record = {
+                "rank": rank, "host": socket.gethostname(), "pid": os.getpid(), "node_id": _ray_node_id(),
+                "started": round(started, 3), "seconds": round(time.time() - started, 3),
+                "cpu_seconds": round(_cpu_seconds() - cpu, 3), "peak_rss_mb": round(peak_rss_mb(), 1),
+            }
+            with self.logging_dir.open(f"tasks/{rank:05d}.json", "w") as fh:
+                json.dump(record, fh)
+        super().mark_rank_as_completed(rank)
 
 
 class LocalExecutor(TaskRecords, LocalPipelineExecutor):
