@@ -9,7 +9,8 @@ file is the input group's ``format`` or, with ``auto``, inferred from its extens
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
+import sys
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -73,6 +74,18 @@ def iter_record_rows(paths: str | list[str], source: str | None = None) -> Itera
                 yield normalize_row(rec)
             except SchemaError as e:
                 yield Reject(path, pos, str(e), str(rec)[:500])
+
+
+def accept_rows(items: Iterable[dict | Reject], rejects: list[Reject], label: str = "mathcorpus",
+                max_printed: int = 20) -> Iterator[dict]:
+    """Pass rows through; collect :class:`Reject` items in ``rejects`` and print the first few, one line each."""
+    for item in items:
+        if isinstance(item, Reject):
+            if len(rejects) < max_printed:
+                print(f"{label}: rejected {item}", file=sys.stderr)
+            rejects.append(item)
+            continue
+        yield item
 
 
 FORMATS: dict[str, Handler] = {

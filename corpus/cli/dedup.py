@@ -13,21 +13,14 @@ def ingest(paths: list[str], dest: str, shards: int, source: str | None) -> tupl
     A record's ``source`` that is not a schema source (e.g. provenance strings) moves to the metadata as
     ``orig_source`` and ``source`` becomes ``source`` (the option). Returns ``(documents, rejected)``.
     """
-    import sys
-
-    from corpus.formats import iter_record_rows
+    from corpus.formats import accept_rows, iter_record_rows
     from corpus.io import Reject, write_jsonl
     from pipelines.steps.io import DocSink
 
     sinks = [DocSink(f"{dest}/input/{i:05d}.parquet", write_empty=True) for i in range(shards)]
     rejects: list[Reject] = []
     n = 0
-    for row in iter_record_rows(paths, source):
-        if isinstance(row, Reject):
-            if len(rejects) < 20:
-                print(f"mathcorpus: rejected {row}", file=sys.stderr)
-            rejects.append(row)
-            continue
+    for row in accept_rows(iter_record_rows(paths, source), rejects):
         sinks[n % shards].write_row(row)
         n += 1
     for s in sinks:

@@ -24,13 +24,12 @@ def filter_cmd(
     source: str = typer.Option("web", "--source", help="Source for records without a valid schema source."),
 ) -> None:
     """Filter documents: language, length, boilerplate, ratios, repetition; write quality tiers."""
-    import sys
     from collections import Counter
 
     import yaml
 
     from corpus.errors import MathcorpusError
-    from corpus.formats import iter_record_rows
+    from corpus.formats import accept_rows, iter_record_rows
     from corpus.io import Reject, write_json, write_jsonl
     from corpus.schema import row_to_document
     from pipelines.stages.filter import FilterSettings, build_step
@@ -61,12 +60,7 @@ def filter_cmd(
     rejects: list[Reject] = []
 
     def docs():
-        for row in iter_record_rows(inputs, source):
-            if isinstance(row, Reject):
-                if len(rejects) < 20:
-                    print(f"mathcorpus filter: rejected {row}", file=sys.stderr)
-                rejects.append(row)
-                continue
+        for row in accept_rows(iter_record_rows(inputs, source), rejects, label="mathcorpus filter"):
             yield row_to_document(row)
 
     step = build_step(settings, removed_dir=f"{output}/removed")
