@@ -31,6 +31,7 @@ SHARED = REPO.parent / "shared" / "data"
 from classifiers.data import MATH, OTHER, Example, load_examples, split  # noqa: E402
 from classifiers.metrics import metrics_at  # noqa: E402
 from classifiers.model import MathClassifier, TrainParams, train_model  # noqa: E402
+from classifiers.preprocess import MAX_CHARS, MAX_TOKENS  # noqa: E402
 
 # OpenWebMath-style prefilter: math markup or math vocabulary anywhere in the text.
 KEYWORDS = re.compile(
@@ -131,7 +132,7 @@ def main() -> None:
     results["quality"].append({"model": "code", **report("held-out code files", MathClassifier(str(tmp / "code"))
                                                         .score([e.text for e in cte]),
                                                         [e.label == MATH for e in cte], ccard["threshold"])})
-    caps = {"default caps": (20_000, 2_048), "short caps": (4_000, 768)}
+    caps = {"default caps": (MAX_CHARS, MAX_TOKENS), "long caps": (20_000, 2_048)}
     small = MathClassifier(str(tmp / "small-data"))
     for name, (max_chars, max_tokens) in caps.items():  # quality of the same model when scoring with each cap
         small.max_chars, small.max_tokens = max_chars, max_tokens

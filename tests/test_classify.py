@@ -89,6 +89,11 @@ def test_prepare_keeps_math_signal():
     assert "0000" in toks and "2024" not in out and "3" not in toks  # numbers normalized to their shape
     assert prepare("Σ Ｘ") == prepare("σ x")  # NFKC + case folding
     assert prepare("求解方程组") == "求 解 方 程 组"  # CJK: one token per character
+    assert prepare("a和b的x2") == "a 和 b 的 x 0"  # ... also next to Latin letters
+    # text without CJK takes the str.replace fast path, text with CJK the regex path: same tokens
+    mixed = "Let $x^2 \\le y$ — café, naïve ½ “quoted” \\fracé, x_1=3.14159… x٣٤\tend"
+    assert prepare(mixed + " 中") == prepare(mixed) + " 中"
+    assert "\\frac é" in prepare(mixed) and "0 ⁄ 0" in prepare(mixed)
     assert len(prepare("word " * 5000, max_tokens=100).split(" ")) == 100
     assert len(prepare("a" * 50_000, max_chars=1000)) == 1000
 

@@ -6,6 +6,7 @@ import json
 
 import typer
 
+from classifiers.preprocess import MAX_CHARS, MAX_TOKENS
 from corpus.cli._app import app
 
 classify_app = typer.Typer(help="fastText math classifiers: train, evaluate, score.", no_args_is_help=True,
@@ -35,8 +36,8 @@ def train(
     threads: int = typer.Option(0, help="Training threads (0: cores-1; 1: reproducible)."),
     seed: int = typer.Option(0, help="Random seed (shuffle, split, fastText)."),
     valid_fraction: float = typer.Option(0.1, help="Share of the data held out for validation."),
-    max_chars: int = typer.Option(20_000, help="Characters of a document the classifier reads (training and scoring)."),
-    max_tokens: int = typer.Option(2_048, help="Tokens of a document the classifier reads."),
+    max_chars: int = typer.Option(MAX_CHARS, help="Characters of a document the classifier reads (train+score)."),
+    max_tokens: int = typer.Option(MAX_TOKENS, help="Tokens of a document the classifier reads."),
     target_recall: float = typer.Option(None, help="Set the card threshold to reach this validation recall."),
     target_precision: float = typer.Option(None, help="... or this validation precision."),
     text_field: str = typer.Option("text", help="Record field holding the text."),

@@ -14,6 +14,7 @@ from __future__ import annotations
 from datatrove.pipeline.base import PipelineStep
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from classifiers.preprocess import MAX_CHARS, MAX_TOKENS
 from corpus.errors import MathcorpusError
 from pipelines.registry import Phase, StageContext, StageSettings, StageSpec
 from pipelines.steps.io import ParquetShardReader, ParquetShardWriter
@@ -35,8 +36,8 @@ class TrainBlock(BaseModel):
     threads: int = Field(1, ge=1, description="1 makes training reproducible")
     seed: int = 0
     valid_fraction: float = Field(0.1, ge=0, lt=1)
-    max_chars: int = Field(20_000, ge=1, description="characters of a document the model reads")
-    max_tokens: int = Field(2_048, ge=1, description="tokens of a document the model reads")
+    max_chars: int = Field(MAX_CHARS, ge=1, description="characters of a document the model reads")
+    max_tokens: int = Field(MAX_TOKENS, ge=1, description="tokens of a document the model reads")
     target_recall: float | None = Field(None, gt=0, le=1, description="pick the threshold on validation")
     target_precision: float | None = Field(None, gt=0, le=1)
 

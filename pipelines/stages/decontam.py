@@ -15,7 +15,7 @@ from datatrove.data import DocumentsPipeline
 from datatrove.pipeline.base import PipelineStep
 
 from corpus.errors import MathcorpusError
-from corpus.io import PARQUET_EXT, expand_paths, open_file, write_json, write_jsonl
+from corpus.io import PARQUET_EXT, atomic_open, expand_paths, open_file, write_json
 from pipelines.registry import Phase, StageContext, StageSettings, StageSpec
 from pipelines.steps.io import DocSink, ParquetShardReader, RemovedSink
 
@@ -56,32 +56,32 @@ class DecontamFilter(PipelineStep):
             self._matcher = Matcher(NGramIndex.load(self.index_path))
         kept = DocSink(f"{self.kept_dir}/{rank:05d}.parquet", write_empty=True)
         removed = RemovedSink(self.removed_dir, rank, EVIDENCE_FIELDS)
-        evidence: list[str] = []
-        by_source: Counter[str] = Counter()
-        try:
-            for doc in data or ():
-                source = str(doc.metadata.get("source") or "unknown")
-                by_source[source] += 1
-                self.stat_update("documents")
-                with self.track_time():
-                    ev = check_record_texts(self._matcher, [("text", doc.text)])
-                if ev is None:
-                    kept.write_doc(doc)
-                    self.stat_update("kept")
-                    yield doc
-                    continue
-                self.stat_update("removed")
-                self.stat_update(f"removed_{ev['evalset']}")
-                evidence.append(json.dumps({"doc_id": doc.id, "source": source, "url": doc.metadata.get("url"),
-                                            "input": None, **ev}, ensure_ascii=False, sort_keys=True))
-                removed.remove(doc, REASON, **evidence_columns(ev))
-        except BaseException:
-            kept.abort()
-            removed.abort()
-            raise
-        kept.close()
-        removed.close()
-        write_jsonl(evidence, f"{self.evidence_dir}/{rank:05d}.jsonl")
+        by_source: Counter[str] = Counter()  # per-rank report data: counters, evidence lines go straight to disk
+        with atomic_open(f"{self.evidence_dir}/{rank:05d}.jsonl", "wb") as evidence:
+            try:
+                for doc in data or ():
+                    source = str(doc.metadata.get("source") or "unknown")
+                    by_source[source] += 1
+                    self.stat_update("documents")
+                    with self.track_time():
+                        ev = check_record_texts(self._matcher, [("text", doc.text)])
+                    if ev is None:
+                        kept.write_doc(doc)
+                        self.stat_update("kept")
+                        yield doc
+                        continue
+                    self.stat_update("removed")
+                    self.stat_update(f"removed_{ev['evalset']}")
+                    line = json.dumps({"doc_id": doc.id, "source": source, "url": doc.metadata.get("url"),
+                                       "input": None, **ev}, ensure_ascii=False, sort_keys=True)
+                    evidence.write(line.encode("utf-8") + b"\n")
+                    removed.remove(doc, REASON, **evidence_columns(ev))
+            except BaseException:
+                kept.abort()
+                removed.abort()
+                raise
+            kept.close()
+            removed.close()
         write_json(dict(by_source), f"{self.evidence_dir}/{rank:05d}.counts.json")
 
 

@@ -1,8 +1,9 @@
 """``tokens``: fill ``n_tokens`` with exact Qwen2/Qwen2.5 counts (or any local tokenizer.json).
 
-Works on whole Parquet shards (not document by document): each rank reads its share of the previous stage's
-files a record batch at a time, counts the texts in one batched call and writes the shard back with the column
-filled. Nothing is removed.
+Works on Parquet shards (not document by document): each rank streams its share of the previous stage's files
+in record batches of ``batch_size`` rows (single-threaded decoding: a rank is one core), counts each
+batch's texts in one batched call and writes row groups of ``ROW_GROUP_ROWS`` rows, so a rank's memory is bounded
+by one row group whatever the shard size. Nothing is removed.
 """
 
 from __future__ import annotations
@@ -21,12 +22,15 @@ from corpus.schema import DOCUMENT_SCHEMA, conform_table
 from pipelines.registry import Phase, StageContext, StageSettings, StageSpec
 from pipelines.steps.io import shard_files
 
+ROW_GROUP_ROWS = 4096  # rows per written row group (as DocSink)
+
 
 class TokensSettings(StageSettings):
     tokenizer: Literal["qwen2", "qwen2.5"] = Field(default="qwen2", description="offline Qwen2/2.5 BPE ranks")
     tokenizer_path: str | None = Field(default=None, description="a local tokenizer.json to use instead")
     overwrite: bool = Field(default=False, description="recount rows that already have n_tokens")
-    batch_size: int = Field(default=4096, ge=1, description="texts per batched tokenizer call")
+    batch_size: int = Field(default=1024, ge=1, description="rows decoded and counted per batched tokenizer call "
+                            "(bounds a rank's memory)")
     threads: int = Field(default=1, ge=1, description="tokenizer threads per task")
 
 
@@ -37,7 +41,7 @@ class ShardTokenCounter(PipelineStep):
     type = "🔢 - TOKENIZER"
 
     def __init__(self, input_dir: str, output_dir: str, tokenizer: str = "qwen2", overwrite: bool = False,
-                 batch_size: int = 4096, threads: int = 1):
+                 batch_size: int = 1024, threads: int = 1):
         super().__init__()
         self.input_dir, self.output_dir = input_dir, output_dir
         self.tokenizer, self.overwrite = tokenizer, overwrite
@@ -52,11 +56,18 @@ class ShardTokenCounter(PipelineStep):
             with open_file(path, "rb") as fin, atomic_open(target, "wb") as fout:
                 pf = pq.ParquetFile(fin)
                 writer = pq.ParquetWriter(fout, DOCUMENT_SCHEMA, compression="zstd")
-                for batch in pf.iter_batches(batch_size=self.batch_size):
+                pending: list[pa.Table] = []
+                n_pending = 0
+                for batch in pf.iter_batches(batch_size=self.batch_size, use_threads=False):
                     table = conform_table(pa.Table.from_batches([batch]), path=path)
                     with self.track_time(unit="batch"):
-                        table = self.fill(table, counter)
-                    writer.write_table(table)
+                        pending.append(self.fill(table, counter))
+                    n_pending += table.num_rows
+                    if n_pending >= ROW_GROUP_ROWS:
+                        writer.write_table(pa.concat_tables(pending), row_group_size=ROW_GROUP_ROWS)
+                        pending, n_pending = [], 0
+                if pending:
+                    writer.write_table(pa.concat_tables(pending), row_group_size=ROW_GROUP_ROWS)
                 writer.close()
             self.stat_update("files")
         yield from ()

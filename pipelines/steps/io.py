@@ -27,12 +27,15 @@ def shard_files(folder: str, rank: int, world_size: int) -> list[str]:
 
 
 class ParquetShardReader(PipelineStep):
-    """Reads document-schema Parquet shards from a folder; files are spread over ranks round-robin."""
+    """Reads document-schema Parquet shards from a folder; files are spread over ranks round-robin.
+
+    Streams ``batch_size`` rows at a time, decoded on the calling thread (a rank is one core): memory stays bounded
+    by one batch whatever the shard size."""
 
     name = "parquet shards"
     type = "📖 - READER"
 
-    def __init__(self, folder: str, batch_size: int = 2048):
+    def __init__(self, folder: str, batch_size: int = 1024):
         super().__init__()
         self.folder = folder
         self.batch_size = batch_size
@@ -43,7 +46,7 @@ class ParquetShardReader(PipelineStep):
         for path in shard_files(self.folder, rank, world_size):
             with open_file(path, "rb") as fh:
                 pf = pq.ParquetFile(fh)
-                for batch in pf.iter_batches(batch_size=self.batch_size):
+                for batch in pf.iter_batches(batch_size=self.batch_size, use_threads=False):
                     table = conform_table(pa.Table.from_batches([batch]), path=path)
                     for row in table.to_pylist():
                         self.stat_update("documents")
@@ -63,7 +66,10 @@ class DocSink:
         self.schema = with_extra_fields(self.extra_fields)
         self.row_group_size = row_group_size
         self.write_empty = write_empty
+        self.convert_rows = min(row_group_size, 1024)
         self._rows: list[dict] = []
+        self._pending: list[pa.Table] = []
+        self._pending_rows = 0
         self._writer: pq.ParquetWriter | None = None
         self._fh = None
         self._tmp: str | None = None
@@ -83,15 +89,26 @@ class DocSink:
     def write_row(self, row: dict) -> None:
         self._rows.append(row)
         self.count += 1
-        if len(self._rows) >= self.row_group_size:
+        if len(self._rows) >= self.convert_rows:
+            self._convert()
+        if self._pending_rows >= self.row_group_size:
             self._flush()
+
+    def _convert(self) -> None:
+        """Move the buffered row dicts into a (compact) Arrow table, so at most ``convert_rows`` dicts live."""
+        if self._rows:
+            self._pending.append(rows_to_table(self._rows, self.extra_fields))
+            self._pending_rows += len(self._rows)
+            self._rows = []
 
     def _flush(self) -> None:
         if self._writer is None:
             self._open()
-        if self._rows:
-            self._writer.write_table(rows_to_table(self._rows, self.extra_fields))
-            self._rows = []
+        self._convert()
+        if self._pending:
+            table = pa.concat_tables(self._pending)
+            self._pending, self._pending_rows = [], 0
+            self._writer.write_table(table, row_group_size=self.row_group_size)
 
     def close(self) -> None:
         if self.count == 0 and not self.write_empty:
