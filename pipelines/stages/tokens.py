@@ -1,9 +1,9 @@
 """``tokens``: fill ``n_tokens`` with exact Qwen2/Qwen2.5 counts (or any local tokenizer.json).
 
 Works on Parquet shards (not document by document): each rank streams its share of the previous stage's files
-in record batches of ``batch_size`` rows (single-threaded decoding: a rank is one core), counts each
-batch's texts in one batched call and writes row groups of ``ROW_GROUP_ROWS`` rows, so a rank's memory is bounded
-by one row group whatever the shard size. Nothing is removed.
+one row group at a time, in record batches of ``batch_size`` rows (single-threaded decoding: a rank is one
+core), counts each batch's texts in one batched call and writes row groups of ``ROW_GROUP_ROWS`` rows, so a
+rank's memory is bounded by one row group whatever the shard size. Nothing is removed.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from pydantic import Field
 from corpus.io import atomic_open, open_file
 from corpus.schema import DOCUMENT_SCHEMA, conform_table
 from pipelines.registry import Phase, StageContext, StageSettings, StageSpec
-from pipelines.steps.io import shard_files
+from pipelines.steps.io import iter_row_group_batches, shard_files
 
 ROW_GROUP_ROWS = 4096  # rows per written row group (as DocSink)
 
@@ -58,7 +58,7 @@ class ShardTokenCounter(PipelineStep):
                 writer = pq.ParquetWriter(fout, DOCUMENT_SCHEMA, compression="zstd")
                 pending: list[pa.Table] = []
                 n_pending = 0
-                for batch in pf.iter_batches(batch_size=self.batch_size, use_threads=False):
+                for batch in iter_row_group_batches(pf, self.batch_size):
                     table = conform_table(pa.Table.from_batches([batch]), path=path)
                     with self.track_time(unit="batch"):
                         pending.append(self.fill(table, counter))

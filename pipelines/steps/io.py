@@ -26,6 +26,14 @@ def shard_files(folder: str, rank: int, world_size: int) -> list[str]:
     return files[rank::world_size]
 
 
+def iter_row_group_batches(pf: pq.ParquetFile, batch_size: int) -> Iterable[pa.RecordBatch]:
+    """The file's record batches (``batch_size`` rows at most, in file order), decoded one row group at a time
+    on the calling thread. One ``iter_batches`` call over the whole file keeps memory growing with the number of
+    row groups read (measured: 156 -> 233 -> 391 MiB for 2 -> 11 -> 33 row groups); per row group it stays flat."""
+    for i in range(pf.num_row_groups):
+        yield from pf.iter_batches(batch_size=batch_size, row_groups=[i], use_threads=False)
+
+
 class ParquetShardReader(PipelineStep):
     """Reads document-schema Parquet shards from a folder; files are spread over ranks round-robin.
 
@@ -46,7 +54,7 @@ class ParquetShardReader(PipelineStep):
         for path in shard_files(self.folder, rank, world_size):
             with open_file(path, "rb") as fh:
                 pf = pq.ParquetFile(fh)
-                for batch in pf.iter_batches(batch_size=self.batch_size, use_threads=False):
+                for batch in iter_row_group_batches(pf, self.batch_size):
                     table = conform_table(pa.Table.from_batches([batch]), path=path)
                     for row in table.to_pylist():
                         self.stat_update("documents")
