@@ -8,6 +8,25 @@ import typer
 
 from classifiers.preprocess import MAX_CHARS, MAX_TOKENS
 from corpus.cli._app import app
+from corpus.cli._train_options import (
+    BUCKET,
+    DIM,
+    EPOCH,
+    LR,
+    MIN_COUNT,
+    SEED,
+    WORD_NGRAMS,
+    Bucket,
+    Dim,
+    Epoch,
+    Lr,
+    MinCount,
+    Seed,
+    TargetRecall,
+    Threads,
+    WordNgrams,
+    train_params,
+)
 
 classify_app = typer.Typer(help="fastText math classifiers: train, evaluate, score.", no_args_is_help=True,
                            pretty_exceptions_enable=False)
@@ -27,31 +46,28 @@ def train(
     positives: list[str] = typer.Option(..., "--positives", "-p", help=POS_HELP),
     negatives: list[str] = typer.Option(..., "--negatives", "-n", help=NEG_HELP),
     output: str = typer.Option(..., "--output", "-o", help="Model folder to write (model.bin + model.json)."),
-    dim: int = typer.Option(256, help="Embedding size (DeepSeekMath: 256)."),
-    lr: float = typer.Option(0.1, help="Learning rate (DeepSeekMath: 0.1)."),
-    word_ngrams: int = typer.Option(3, help="Word n-gram length (DeepSeekMath: 3)."),
-    min_count: int = typer.Option(3, help="Minimum token count (DeepSeekMath: 3)."),
-    epoch: int = typer.Option(3, help="Epochs (DeepSeekMath: 3; use more for small seed sets)."),
-    bucket: int = typer.Option(500_000, help="Hashed n-gram buckets (model size ~ bucket*dim*4 bytes)."),
-    threads: int = typer.Option(0, help="Training threads (0: cores-1; 1: reproducible)."),
-    seed: int = typer.Option(0, help="Random seed (shuffle, split, fastText)."),
+    dim: Dim = DIM,
+    lr: Lr = LR,
+    word_ngrams: WordNgrams = WORD_NGRAMS,
+    min_count: MinCount = MIN_COUNT,
+    epoch: Epoch = EPOCH,
+    bucket: Bucket = BUCKET,
+    threads: Threads = 0,
+    seed: Seed = SEED,
     valid_fraction: float = typer.Option(0.1, help="Share of the data held out for validation."),
     max_chars: int = typer.Option(MAX_CHARS, help="Characters of a document the classifier reads (train+score)."),
     max_tokens: int = typer.Option(MAX_TOKENS, help="Tokens of a document the classifier reads."),
-    target_recall: float = typer.Option(None, help="Set the card threshold to reach this validation recall."),
+    target_recall: TargetRecall = None,
     target_precision: float = typer.Option(None, help="... or this validation precision."),
     text_field: str = typer.Option("text", help="Record field holding the text."),
 ) -> None:
     """Train a math classifier; writes OUTPUT/model.bin and the model card OUTPUT/model.json."""
-    from classifiers.model import TrainParams, train_from_files
+    from classifiers.model import train_from_files
 
     _target(target_precision, target_recall)
-    params = TrainParams(dim=dim, lr=lr, word_ngrams=word_ngrams, min_count=min_count, epoch=epoch, bucket=bucket,
-                         seed=seed, valid_fraction=valid_fraction, max_chars=max_chars, max_tokens=max_tokens,
-                         target_recall=target_recall,
-                         target_precision=target_precision)
-    if threads > 0:
-        params.threads = threads
+    params = train_params(threads, dim=dim, lr=lr, word_ngrams=word_ngrams, min_count=min_count, epoch=epoch,
+                          bucket=bucket, seed=seed, valid_fraction=valid_fraction, max_chars=max_chars,
+                          max_tokens=max_tokens, target_recall=target_recall, target_precision=target_precision)
     card = train_from_files(output, positives, negatives, params, text_field=text_field)
     v = card["validation"].get("at_threshold", {})
     typer.echo(f"model: {output}  train {card['counts']['train']}  validation {card['counts']['validation']}")

@@ -5,6 +5,25 @@ from __future__ import annotations
 import typer
 
 from corpus.cli._app import app
+from corpus.cli._train_options import (
+    BUCKET,
+    DIM,
+    EPOCH,
+    LR,
+    MIN_COUNT,
+    SEED,
+    WORD_NGRAMS,
+    Bucket,
+    Dim,
+    Epoch,
+    Lr,
+    MinCount,
+    Seed,
+    TargetRecall,
+    Threads,
+    WordNgrams,
+    train_params,
+)
 
 
 @app.command()
@@ -24,24 +43,21 @@ def recall(
     max_candidates: int = typer.Option(None, help="At most this many new positives per round."),
     negative_ratio: float = typer.Option(1.0, help="Pool negatives sampled per candidate."),
     negative_max_score: float = typer.Option(0.1, help="Pool negatives must score below this."),
-    dim: int = typer.Option(256, help="fastText embedding size."),
-    lr: float = typer.Option(0.1, help="fastText learning rate."),
-    word_ngrams: int = typer.Option(3, help="fastText word n-grams."),
-    min_count: int = typer.Option(3, help="fastText minimum token count."),
-    epoch: int = typer.Option(3, help="fastText epochs."),
-    bucket: int = typer.Option(500_000, help="fastText hashed n-gram buckets."),
-    threads: int = typer.Option(0, help="Training threads (0: cores-1; 1: reproducible)."),
-    target_recall: float = typer.Option(None, help="Pick each model's threshold for this validation recall."),
-    seed: int = typer.Option(0, help="Random seed."),
+    dim: Dim = DIM,
+    lr: Lr = LR,
+    word_ngrams: WordNgrams = WORD_NGRAMS,
+    min_count: MinCount = MIN_COUNT,
+    epoch: Epoch = EPOCH,
+    bucket: Bucket = BUCKET,
+    threads: Threads = 0,
+    target_recall: TargetRecall = None,
+    seed: Seed = SEED,
 ) -> None:
     """Train, score the pool, find math domains and URL paths, add their unrecalled pages, retrain; repeat."""
-    from classifiers.model import TrainParams
     from classifiers.recall import RecallConfig, run_rounds
 
-    params = TrainParams(dim=dim, lr=lr, word_ngrams=word_ngrams, min_count=min_count, epoch=epoch, bucket=bucket,
-                         seed=seed, target_recall=target_recall)
-    if threads > 0:
-        params.threads = threads
+    params = train_params(threads, dim=dim, lr=lr, word_ngrams=word_ngrams, min_count=min_count, epoch=epoch,
+                          bucket=bucket, seed=seed, target_recall=target_recall)
     cfg = RecallConfig(rounds=rounds, domain_threshold=domain_threshold, min_domain_docs=min_domain_docs,
                        prefix_depth=prefix_depth, min_prefix_recalled=min_prefix_recalled,
                        candidate_min_score=candidate_min_score, max_candidates=max_candidates,
