@@ -140,20 +140,15 @@ def _dup_ngram_chars(segments: list[list[str]], n: int) -> int:
 
 def check_repetition(st: TextStats, cfg: RepetitionConfig) -> Verdict:
     text_chars = max(1, len(st.text))
-    paras = [p for p in st.prose_paragraphs if len(p) >= cfg.min_line_chars]
-    if len(paras) >= cfg.min_lines:
-        dup, dup_chars = _dup_stats(paras)
-        if cfg.dup_para_frac is not None and dup / len(paras) > cfg.dup_para_frac:
-            return _fail("repetition.dup_para_frac", dup / len(paras), cfg.dup_para_frac)
-        if cfg.dup_para_char_frac is not None and dup_chars / text_chars > cfg.dup_para_char_frac:
-            return _fail("repetition.dup_para_char_frac", dup_chars / text_chars, cfg.dup_para_char_frac)
-    lines = [s for s in st.prose_lines if len(s) >= cfg.min_line_chars]
-    if len(lines) >= cfg.min_lines:
-        dup, dup_chars = _dup_stats(lines)
-        if cfg.dup_line_frac is not None and dup / len(lines) > cfg.dup_line_frac:
-            return _fail("repetition.dup_line_frac", dup / len(lines), cfg.dup_line_frac)
-        if cfg.dup_line_char_frac is not None and dup_chars / text_chars > cfg.dup_line_char_frac:
-            return _fail("repetition.dup_line_char_frac", dup_chars / text_chars, cfg.dup_line_char_frac)
+    for kind, units in (("para", st.prose_paragraphs), ("line", st.prose_lines)):
+        units = [u for u in units if len(u) >= cfg.min_line_chars]
+        if len(units) < cfg.min_lines:
+            continue
+        dup, dup_chars = _dup_stats(units)
+        for name, value in ((f"dup_{kind}_frac", dup / len(units)), (f"dup_{kind}_char_frac", dup_chars / text_chars)):
+            limit = getattr(cfg, name)
+            if limit is not None and value > limit:
+                return _fail(f"repetition.{name}", value, limit)
     segments, n_units = st.prose_segments, st.n_prose_units
     if n_units < cfg.min_ngram_units:
         return KEEP
