@@ -21,7 +21,6 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from corpus.errors import MathcorpusError
-from corpus.schema import DOCUMENT_SCHEMA
 
 PARQUET_EXT = (".parquet", ".pq")
 JSONL_EXT = (".jsonl", ".jsonl.gz", ".jsonl.zst", ".json", ".ndjson")
@@ -214,21 +213,3 @@ def write_jsonl(lines: Iterable[str], path: str) -> None:
     with atomic_open(path, "wb") as fh:
         for line in lines:
             fh.write(line.encode("utf-8") + b"\n")
-
-
-def read_table(paths: str | Sequence[str], columns: Sequence[str] | None = None) -> pa.Table:
-    """Read Parquet shards (paths, dirs or globs) into one table conforming to the schema."""
-    from corpus.schema import conform_table
-
-    files = expand_paths(paths, exts=PARQUET_EXT)
-    tables = []
-    for f in files:
-        with open_file(f, "rb") as fh:
-            try:
-                t = pq.read_table(fh, columns=list(columns) if columns else None)
-            except pa.ArrowInvalid as e:
-                raise InputError(f"{f}: not a readable Parquet file: {e}") from e
-        tables.append(conform_table(t, path=f) if columns is None else t)
-    if not tables:
-        return DOCUMENT_SCHEMA.empty_table()
-    return pa.concat_tables(tables)

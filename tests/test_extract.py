@@ -14,7 +14,8 @@ from corpus.extract.html import ExtractError, decode_html, extract_page
 from corpus.extract.mathml import mathml_to_latex
 from corpus.extract.web import read_html_file, read_warc
 from corpus.formats import FileContext
-from corpus.io import Reject, read_table
+from corpus.io import Reject
+from pipelines.steps.io import read_shards
 
 PROSE = " ".join(["This paragraph explains the result in plain words so that the extractor sees real prose."] * 3)
 
@@ -255,7 +256,7 @@ stages:
     max_tokens: 1000
 """)
     result = run_manifest(load_manifest(tmp_path / "m.yaml"), executor="local", progress=lambda s: None)
-    rows = read_table(result.corpus_dir).to_pylist()
+    rows = read_shards(result.corpus_dir).to_pylist()
     by_id = {r["id"]: r for r in rows}
     assert by_id["web/a.html"]["url"] == "https://x.org/a" and "$a^2$" in by_id["web/a.html"]["text"]
     assert by_id["rec-1"]["domain"] == "y.org" and "$$x=1$$" in by_id["rec-1"]["text"]
@@ -279,5 +280,5 @@ def test_cli_extract_books(tmp_path):
     res = CliRunner().invoke(app, ["extract", str(tmp_path / "notes.txt"), "--source", "book",
                                    "--output", str(tmp_path / "out")])
     assert res.exit_code == 0, res.output
-    rows = read_table(str(tmp_path / "out" / "corpus")).to_pylist()
+    rows = read_shards(str(tmp_path / "out" / "corpus")).to_pylist()
     assert len(rows) == 1 and rows[0]["source"] == "book" and rows[0]["id"] == "book/notes.txt#0"
