@@ -9,30 +9,40 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from dataclasses import fields
+from typing import Any, get_type_hints
 
 import fsspec
 from datatrove.data import DocumentsPipeline
 from datatrove.pipeline.base import PipelineStep
+from pydantic import create_model
 
 from corpus.errors import MathcorpusError
 from corpus.io import PARQUET_EXT, atomic_open, expand_paths, open_file, write_json
+from decontam.config import DecontamConfig
 from pipelines.registry import Phase, StageContext, StageSettings, StageSpec
 from pipelines.steps.io import DocSink, ParquetShardReader, RemovedSink
 
 
-class DecontamSettings(StageSettings):
-    """Which eval sets, where they are, and the matching thresholds (see ``decontam.config``)."""
-
+class _EvalSetChoice(StageSettings):
     evalsets: str | list[str] = "pretrain"  # profile, set names, or a list of both
     evalsets_root: str | None = None  # folder holding the eval-set files
     registry_path: str | None = None  # default: manifests/evalsets.yaml
-    ngram: int = 13
-    lcs_ratio: float = 0.6
-    min_lcs: int = 13
-    window_slack: float = 0.1
-    min_short_tokens: int = 8
-    short_exact_answers: bool = False
     allow_hub: bool = False
+
+
+def _threshold_fields() -> dict[str, tuple[Any, Any]]:
+    """The matching thresholds, taken from ``DecontamConfig`` so stage and library never disagree."""
+    hints = get_type_hints(DecontamConfig)
+    return {f.name: (hints[f.name], f.default) for f in fields(DecontamConfig)}
+
+
+DecontamSettings = create_model(
+    "DecontamSettings",
+    __base__=_EvalSetChoice,
+    __doc__="Which eval sets, where they are, and the matching thresholds (see ``decontam.config``).",
+    **_threshold_fields(),
+)
 
 
 class DecontamFilter(PipelineStep):
@@ -85,12 +95,8 @@ class DecontamFilter(PipelineStep):
         write_json(dict(by_source), f"{self.evidence_dir}/{rank:05d}.counts.json")
 
 
-def _config(settings: DecontamSettings):
-    from decontam.config import DecontamConfig
-
-    return DecontamConfig(ngram=settings.ngram, lcs_ratio=settings.lcs_ratio, min_lcs=settings.min_lcs,
-                          window_slack=settings.window_slack, min_short_tokens=settings.min_short_tokens,
-                          short_exact_answers=settings.short_exact_answers)
+def _config(settings: DecontamSettings) -> DecontamConfig:
+    return DecontamConfig(**{f.name: getattr(settings, f.name) for f in fields(DecontamConfig)})
 
 
 def build(settings: DecontamSettings, ctx: StageContext) -> list[Phase]:
