@@ -9,7 +9,8 @@
 2. Main-text token F1 (lower-cased ``\\w+`` tokens, bag of words) on the general pages with ground truth
    (``web/ground_truth.jsonl``).
 3. Throughput: datatrove's ``Trafilatura`` extractor step vs our ``MathExtractor`` step over the same pages
-   in the same run (both sandboxed with the same timeout); the ratio is ours / datatrove's seconds.
+   in the same run (both sandboxed with the same timeout); the ratio is ours / datatrove's seconds, wall clock
+   and CPU (this process plus the steps' sandbox processes; steadier than wall clock on a shared machine).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import argparse
 import collections
 import json
 import re
+import resource
 import sys
 import time
 from pathlib import Path
@@ -52,7 +54,7 @@ def page_formulas(html: bytes) -> list[str]:
     return [f.tex for f in take_formulas(tree).formulas]
 
 
-def preservation(files: list[Path]) -> dict:
+def preservation(files: list[Path], show_lost: bool = False) -> dict:
     import trafilatura
 
     from corpus.extract.html import ExtractError, extract_page
@@ -66,9 +68,12 @@ def preservation(files: list[Path]) -> dict:
         except ExtractError:
             out = ""
         base = norm(trafilatura.extract(data.decode("utf-8", "replace")) or "")
+        lost = [t for t in formulas if not survives(t, out)]
         total += len(formulas)
-        ours += sum(1 for t in formulas if survives(t, out))
+        ours += len(formulas) - len(lost)
         plain += sum(1 for t in formulas if survives(t, base))
+        if show_lost and lost:
+            print(f"  {f.name}: {len(lost)} of {len(formulas)} lost: " + " | ".join(t[:60] for t in lost[:12]))
     return {"pages": len(files), "formulas": total, "ours": ours, "plain": plain}
 
 
@@ -107,16 +112,21 @@ def throughput(groups: dict[str, list[Path]], rounds: int) -> dict:
 
     from pipelines.steps.extract import MathExtractor
 
-    def run(step, pages: list[str]) -> float:
+    def cpu() -> float:  # this process and its finished children (each step's sandbox process is joined at its end)
+        me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+        return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+    def run(step, pages: list[str]) -> tuple[float, float]:
         docs = [Document(text=h, id=str(i)) for i, h in enumerate(pages)]
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), cpu()
         for _ in step.run(iter(docs)):
             pass
-        return time.perf_counter() - t0
+        return time.perf_counter() - t0, cpu() - c0
 
     # Alternate the two steps over small chunks (order flipped every chunk) so that load from other
     # processes on the machine hits both about equally.
-    times = {g: {"peer": 0.0, "ours": 0.0, "pages": len(files)} for g, files in groups.items()}
+    times = {g: {"peer": 0.0, "ours": 0.0, "peer_cpu": 0.0, "ours_cpu": 0.0, "pages": len(files)}
+             for g, files in groups.items()}
     chunks = []
     for g, files in groups.items():
         htmls = [f.read_bytes().decode("utf-8", "replace") for f in files]
@@ -125,7 +135,9 @@ def throughput(groups: dict[str, list[Path]], rounds: int) -> dict:
         for c, (g, chunk) in enumerate(chunks):
             steps = [("peer", Trafilatura(timeout=30)), ("ours", MathExtractor(timeout=30))]
             for name, step in steps if (r + c) % 2 == 0 else steps[::-1]:
-                times[g][name] += run(step, chunk)
+                wall, used = run(step, chunk)
+                times[g][name] += wall
+                times[g][f"{name}_cpu"] += used
     return times
 
 
@@ -133,6 +145,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="subset of pages, one throughput round")
     ap.add_argument("--data", default=str(REPO.parent / "shared" / "data"), help="the shared data folder")
+    ap.add_argument("--lost", action="store_true", help="list the formulas our extraction loses, per page")
     args = ap.parse_args()
     from pipelines.logs import quiet_logs
 
@@ -142,7 +155,7 @@ def main() -> None:
     general = sorted((web / "general").glob("*.html"))
     if args.quick:
         math_files, general = math_files[::3], general[::8]
-    p = preservation(math_files)
+    p = preservation(math_files, args.lost)
     print(f"formula preservation ({p['pages']} math pages, {p['formulas']} formulas): "
           f"ours {p['ours'] / p['formulas']:.1%}  plain trafilatura {p['plain'] / p['formulas']:.1%}")
     q = main_text_f1(web, 40 if args.quick else None)
@@ -150,12 +163,13 @@ def main() -> None:
           f"ours {q['ours']:.3f}  plain trafilatura {q['plain']:.3f}")
     rounds = 1 if args.quick else 2
     t = throughput({"general": general, "math": math_files}, rounds)
-    peer, ours = sum(v["peer"] for v in t.values()), sum(v["ours"] for v in t.values())
-    print(f"throughput ({len(general) + len(math_files)} pages x {rounds}): datatrove Trafilatura {peer:.1f}s, "
-          f"ours {ours:.1f}s, ratio ours/datatrove {ours / peer:.2f}")
+    tot = {k: sum(v[k] for v in t.values()) for k in ("peer", "ours", "peer_cpu", "ours_cpu")}
+    print(f"throughput ({len(general) + len(math_files)} pages x {rounds}): datatrove Trafilatura {tot['peer']:.1f}s, "
+          f"ours {tot['ours']:.1f}s, ratio ours/datatrove {tot['ours'] / tot['peer']:.2f} (wall clock); "
+          f"CPU {tot['peer_cpu']:.1f}s vs {tot['ours_cpu']:.1f}s, ratio {tot['ours_cpu'] / tot['peer_cpu']:.2f}")
     for g, v in t.items():
         print(f"    {g} pages ({v['pages']}): datatrove {v['peer']:.1f}s, ours {v['ours']:.1f}s, "
-              f"ratio {v['ours'] / v['peer']:.2f}")
+              f"ratio {v['ours'] / v['peer']:.2f}; CPU ratio {v['ours_cpu'] / v['peer_cpu']:.2f}")
 
 
 if __name__ == "__main__":

@@ -5,12 +5,15 @@ from __future__ import annotations
 import gzip
 import json
 import shutil
+import threading
+import time
 
 import pytest
 
 from corpus.extract.books import clean_tex, estimate_tokens, read_book, split_text
 from corpus.extract.code import read_code_file
-from corpus.extract.html import ExtractError, decode_html, extract_page
+from corpus.extract.html import ExtractError, decode_html, extract_page, parse_html
+from corpus.extract.math import scan_markers, take_formulas
 from corpus.extract.mathml import mathml_to_latex
 from corpus.extract.web import read_html_file, read_warc
 from corpus.formats import FileContext
@@ -96,6 +99,47 @@ def test_hidden_formula_caches_are_not_content_and_qa_answers_keep_their_math():
     assert "$x_2^2 = x_2 x_2$" in p.text
 
 
+MARKUP_PAGES = [
+    '<p>A <SCRIPT TYPE="Math/TeX">a^2</SCRIPT> and <span class="katex">'
+    '<annotation encoding="application/x-tex">k</annotation></span>.</p>',
+    '<p><math><mi>m</mi></math> and <img class="LaTeX" alt="\\alpha"> and <img src="/cgi-bin/mimetex.cgi?b_1"> and '
+    '<img class="equation" alt="e=1"> and <img src="https://chart.apis.google.com/chart?cht=tx&chl=c^2"></p>',
+    '<div class="MathJax_Display">GLYPHS</div><script type="math/tex; mode=display">d</script><d-math>\\theta</d-math>'
+    '<div style="display:none"><dt-math>\\cache</dt-math></div>',
+    "<p>Character references: &#36;x^2&#36; and &#92;(y&#92;) and &#x24;&#x24;z&#x24;&#x24;; [TEX]t[/TEX].</p>",
+    '<script src="https://cdn.example.org/ASCIIMathML.js"></script><p>AsciiMath `a/b` and $c_1$ and \\[D\\].</p>',
+    "<p>No math at all: just prose, $5 prices and a [1] reference.</p>",
+]
+
+
+@pytest.mark.parametrize("body", MARKUP_PAGES)
+def test_marker_scan_skips_only_passes_that_would_find_nothing(body):
+    html = page(body)
+    full, scanned = take_formulas(parse_html(html)), take_formulas(parse_html(html), html.encode())
+    assert full.formulas or "No math" in body
+    assert [(f.tex, f.kind) for f in scanned.formulas] == [(f.tex, f.kind) for f in full.formulas]
+
+
+def test_marker_scan_of_a_page_without_math_markup_runs_no_tree_pass():
+    m = scan_markers(page("<p>Prices go from $5 to $10, see [1].</p>").encode())
+    assert not (m.classed or m.tags or m.hidden or m.engine) and m.text == "$"
+    assert scan_markers(b"<p>&#36;x&#36; &#x5C;(y&#x5c;)</p>").text == "$\\"
+
+
+def test_formulas_in_captions_answer_boxes_and_loose_div_text_survive():
+    long = "".join(f"<p>{PROSE} Paragraph {i}.</p>" for i in range(12))  # long enough that extractors skip div text
+    body = (f"{long}<div class=\"math\">\\[E = mc^2\\]</div>{long}"
+            "<figure><img src=\"f.png\"><figcaption>The loss \\(L(\\theta)\\) over time.</figcaption></figure>"
+            "<div><figcaption>Caption with <d-math>\\lambda_1</d-math> in it.</figcaption></div>"
+            "<div class=\"answer\">Typing \\(2 \\times 7\\) gives <b>the same</b> output.<p></p>"
+            f"Or \\(2 \\cdot 7\\).</div>{long}")
+    p = extract_page(page(body))
+    for tex in ("$$E = mc^2$$", "$L(\\theta)$", "$\\lambda_1$", "$2 \\times 7$", "$2 \\cdot 7$"):
+        assert tex in p.text, tex
+    assert "Typing $2 \\times 7$ gives" in " ".join(p.text.split()).replace("**", "")
+    assert p.formulas == p.formulas_kept == 5
+
+
 def test_canonical_link_gives_url_and_domain():
     p = extract_page(page("", head='<link rel="canonical" href="https://math.example.com/q/1">'))
     assert p.url == "https://math.example.com/q/1" and p.domain == "math.example.com"
@@ -149,10 +193,29 @@ def test_truncated_html_and_other_encodings_are_extracted(tmp_path):
     assert "квадрат гипотенузы" in rows[0]["text"]
 
 
-def test_timeout_is_a_reject_reason():
+def test_timeout_is_a_reject_reason_in_the_main_thread_and_in_others():
     big = page("".join(f"<p>{PROSE} \\(x_{{{i}}}\\)</p>" for i in range(3000)))
     with pytest.raises(ExtractError, match="timed out"):
         extract_page(big, timeout=0.01)
+    errors: list[BaseException] = []
+
+    def work() -> None:
+        try:
+            extract_page(big, timeout=0.01)
+        except BaseException as e:  # noqa: BLE001 - the test inspects what escaped
+            errors.append(e)
+        try:  # a page done in time leaves no deadline behind to hit the code after it
+            extract_page(page("<p>quick</p>"), timeout=0.2)
+            time.sleep(0.4)
+            errors.append(None)
+        except BaseException as e:  # noqa: BLE001
+            errors.append(e)
+
+    t = threading.Thread(target=work)
+    t.start()
+    t.join(60)
+    assert len(errors) == 2 and isinstance(errors[0], ExtractError) and "timed out" in str(errors[0])
+    assert errors[1] is None, errors[1]
 
 
 def test_truncated_warc_is_counted_and_the_rest_is_read(shared_data):

@@ -17,11 +17,14 @@ from html import escape as html_escape
 from typing import Any
 from urllib.parse import urlparse
 
-from corpus.extract.math import PLACEHOLDER_RE, MathPass, restore, take_formulas
+from corpus.extract.math import PLACEHOLDER_RE, MathPass, restore, take_formulas, wrap_loose_formulas
 
 DEFAULT_MAX_BYTES = 10_000_000
 DEFAULT_TIMEOUT = 20.0
 RECALL_BELOW = 0.97  # formula share under which the recall-oriented pass is tried
+# trafilatura reads loose <div> text when the paragraphs of the part it extracts hold under 750 characters (3 x its
+# MIN_EXTRACTED_SIZE); pages with less paragraph text than this get a retry without the formula paragraphs
+SHORT_PAGE_PARAGRAPH_CHARS = 3000
 TRAFILATURA_OPTIONS: dict[str, Any] = {
     "output_format": "markdown",
     "include_tables": True,
@@ -124,11 +127,27 @@ class _Deadline(BaseException):
 
 @contextlib.contextmanager
 def time_limit(seconds: float | None):
-    """Raise :class:`ExtractError` when the block runs longer than ``seconds`` (main thread only; no-op else)."""
-    if not seconds or seconds <= 0 or threading.current_thread() is not threading.main_thread():
+    """Raise :class:`ExtractError` when the block runs longer than ``seconds``.
+
+    In the main thread a ``SIGALRM`` timer interrupts the block; in any other thread a timer thread raises
+    the deadline in it asynchronously (``PyThreadState_SetAsyncExc``). Either way the deadline lands between
+    two Python bytecodes: one long call into C (libxml2 parsing a huge page) finishes first."""
+    if not seconds or seconds <= 0:
         yield
         return
+    if threading.current_thread() is threading.main_thread() and hasattr(signal, "setitimer"):
+        limit = _signal_deadline(seconds)
+    else:
+        limit = _thread_deadline(seconds)
+    try:
+        with limit:
+            yield
+    except _Deadline:
+        raise ExtractError(f"timed out after {seconds:g}s") from None
 
+
+@contextlib.contextmanager
+def _signal_deadline(seconds: float):
     def on_alarm(signum, frame):
         raise _Deadline
 
@@ -136,11 +155,34 @@ def time_limit(seconds: float | None):
     signal.setitimer(signal.ITIMER_REAL, seconds)
     try:
         yield
-    except _Deadline:
-        raise ExtractError(f"timed out after {seconds:g}s") from None
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, old)
+
+
+@contextlib.contextmanager
+def _thread_deadline(seconds: float):
+    import ctypes
+
+    tid, lock, state = threading.get_ident(), threading.Lock(), {"active": True, "fired": False}
+
+    def fire() -> None:
+        with lock:
+            if state["active"]:
+                state["fired"] = True
+                ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(tid), ctypes.py_object(_Deadline))
+
+    timer = threading.Timer(seconds, fire)
+    timer.daemon = True
+    timer.start()
+    try:
+        yield
+    finally:
+        timer.cancel()
+        with lock:
+            state["active"] = False
+            if state["fired"]:  # fired as the block ended: drop the exception if it is still pending
+                ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(tid), None)
 
 
 # ---- page metadata ---------------------------------------------------------------------------------------
@@ -222,34 +264,48 @@ def parse_html(html: str):
 
 def math_text(
     tree, url: str | None = None, options: dict[str, Any] | None = None, recall_below: float = RECALL_BELOW,
-    html: str | None = None,
+    html: str | bytes | None = None,
 ) -> tuple[str | None, MathPass]:
     """Math pass + trafilatura on a parsed tree (modified in place): (Markdown text or None, formulas).
 
-    When the main-text pass keeps fewer than ``recall_below`` of the page's formulas (Q&A answers, equation
-    grids), a recall-oriented pass runs on a copy and wins if it keeps more of them.
+    Formulas in loose ``<div>`` text get paragraphs of their own first (:func:`wrap_loose_formulas`); when the
+    pass still loses some of those on a page with little paragraph text, it is retried on the page as it was
+    (extractors read div text on such pages, and new paragraphs can tip one over). When fewer than ``recall_below`` of
+    the formulas are kept, a recall-oriented pass and then the posts of a Q&A page one by one are tried; each
+    wins if it keeps more formulas. (trafilatura works on its own copy of the tree it is given.)
     """
     import trafilatura
 
     mp = take_formulas(tree, html)
     opts = {**TRAFILATURA_OPTIONS, **(options or {})}
-    spare = copy.deepcopy(tree) if mp.formulas and recall_below > 0 else None
-    qa = qa_blocks(tree) if spare is not None else []
+    retry = bool(mp.formulas) and recall_below > 0
+    unwrapped = copy.deepcopy(tree) if retry else None
+    moved = wrap_loose_formulas(tree) if mp.formulas else set()
     text = trafilatura.extract(tree, url=url, **opts)
-    if spare is not None:
-        kept = len(set(PLACEHOLDER_RE.findall(text or "")))
-        recall = {**opts, "favor_recall": True, "favor_precision": False, "include_comments": True}
-        candidates = [lambda: trafilatura.extract(spare, url=url, **recall)]
-        if qa:
-            candidates.append(lambda: "\n\n".join(
-                t for t in (b if isinstance(b, str) else trafilatura.extract(b, **recall) for b in qa) if t))
-        for candidate in candidates:
-            if kept >= recall_below * len(mp.formulas):
-                break
-            alt = candidate()
-            n = len(set(PLACEHOLDER_RE.findall(alt or "")))
-            if n > kept:
-                text, kept = alt, n
+    if not retry:
+        return text, mp
+    found = set(PLACEHOLDER_RE.findall(text or ""))
+    best = tree
+    if moved - found and len("".join(unwrapped.xpath("//p//text()"))) < SHORT_PAGE_PARAGRAPH_CHARS:
+        # a formula taken out of loose text is lost anyway, on a page with little paragraph text: the new
+        # paragraphs may have tipped the extractor into dropping loose text; retry on the page as it was
+        alt = trafilatura.extract(unwrapped, url=url, **opts)
+        if len(set(PLACEHOLDER_RE.findall(alt or ""))) > len(found):
+            text, found, best = alt, set(PLACEHOLDER_RE.findall(alt)), unwrapped
+    kept = len(found)
+    recall = {**opts, "favor_recall": True, "favor_precision": False, "include_comments": True}
+    candidates = [lambda: trafilatura.extract(best, url=url, **recall)]
+    qa = qa_blocks(unwrapped)
+    if qa:
+        candidates.append(lambda: "\n\n".join(
+            t for t in (b if isinstance(b, str) else trafilatura.extract(b, **recall) for b in qa) if t))
+    for candidate in candidates:
+        if kept >= recall_below * len(mp.formulas):
+            break
+        alt = candidate()
+        n = len(set(PLACEHOLDER_RE.findall(alt or "")))
+        if n > kept:
+            text, kept = alt, n
     return text, mp
 
 
@@ -290,17 +346,21 @@ def extract_page(
     options: dict[str, Any] | None = None,
 ) -> Page:
     """Extract one page. Raises :class:`ExtractError` (one-line reason) when it yields no document."""
-    size = len(data) if isinstance(data, bytes) else len(data.encode("utf-8", "ignore"))
-    if size == 0 or not (data.strip() if isinstance(data, (bytes, str)) else data):
+    size = len(data)
+    if isinstance(data, str) and max_bytes and max_bytes < 4 * size:  # UTF-8 takes 1 to 4 bytes a character
+        size = len(data.encode("utf-8", "ignore"))
+    if size == 0 or data.isspace():
         raise ExtractError("empty page")
     if max_bytes and size > max_bytes:
         raise ExtractError(f"page too large ({size} bytes > max_page_bytes {max_bytes})")
     with time_limit(timeout):
-        html, _ = decode_html(data, header_charset)
+        html, encoding = decode_html(data, header_charset)
         tree = parse_html(html)
         url = page_url(tree, url)
         date, title = page_date(tree), page_title(tree)
-        text, mp = math_text(tree, url, options, html=html)
+        # the math markers are scanned on the raw bytes when their encoding writes ASCII as ASCII
+        raw = data if isinstance(data, bytes) and "<".encode(encoding, "ignore") == b"<" else html
+        text, mp = math_text(tree, url, options, html=raw)
     if not text or not text.strip():
         raise ExtractError("no main text found")
     text, kept = restore(unescape_markdown(text), mp)

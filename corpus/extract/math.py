@@ -9,13 +9,25 @@ MathML -> LaTeX conversion), LaTeX images (``alt`` of latex.php / codecogs / tex
 ``\\[..\\]``, ``\\(..\\)``, ``$..$``, ``[tex]..[/tex]``, ``\\begin{env}..\\end{env}``; AsciiMath back-ticks on
 pages that load AsciiMath). Each formula is replaced by a placeholder word that an extractor keeps verbatim;
 :func:`restore` turns the placeholders in the extracted text back into ``$...$`` / ``$$...$$``.
+
+AsciiMath stays AsciiMath, in back-ticks: no maintained converter to LaTeX is on PyPI (py-asciimath's last
+release is from 2020 and pins the deprecated ``lark-parser``, which shadows ``lark``; the newer ports tried
+drop brackets or mis-parse fractions, which would corrupt formulas).
+
+:func:`scan_markers` reads the raw page once and tells which tree passes can find anything (most pages carry
+no math markup); after the pass ``<figure>`` / ``<figcaption>`` blocks holding formulas become divs, and
+:func:`wrap_loose_formulas` gives formulas in loose ``<div>`` text (display equations, captions, answer boxes)
+paragraphs of their own, which main-text extractors keep.
 """
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
 from urllib.parse import parse_qs, unquote, urlparse
+
+from lxml import etree
 
 from corpus.extract.mathml import mathml_to_latex
 
@@ -29,7 +41,7 @@ RENDERED_CLASSES = {"MathJax_Preview", "MathJax", "MathJax_Display", "MathJax_SV
 LATEX_IMG_SRC = re.compile(
     r"latex\.php|codecogs\.com|tex\.cgi|mimetex|mathtex|/latex\?|latex\.codecogs|chart\.apis\.google\.com/chart\?cht=tx"
     r"|wp-latex|/math/render/|mathurl|quicklatex|latex2png|texify|/tex/", re.I)
-LATEX_IMG_CLASS = re.compile(r"(^|[\s_-])(latex|tex|math|equation|mwe-math-fallback-image)", re.I)
+LATEX_IMG_CLASS = re.compile(r"(^|[\s_-])(latex|tex|math|equation|mwe-math-fallback-image)($|[\s_-])", re.I)
 TEXLIKE = re.compile(r"[\\^_{}=<>+\-*/|]|^[A-Za-z]$|^[A-Za-z0-9]+'*$")
 CUSTOM_ELEMENTS = ("d-math", "dt-math", "x-math", "tex-math", "latex-math", "math-tex", "ktx", "katex-math")
 
@@ -184,12 +196,13 @@ def _attached(el, root) -> bool:
     return top is root
 
 
-_CLASSED_XPATH = "//*[contains(@class, 'MathJax') or contains(@class, 'katex') or contains(@class, 'mwe-math-element')]"
+_CLASSED_XPATH = etree.XPath(
+    "//*[contains(@class, 'MathJax') or contains(@class, 'katex') or contains(@class, 'mwe-math-element')]")
 _TAGS = ("script", "math", "img", "mjx-container", *CUSTOM_ELEMENTS)
 
 
-def _take_elements(root, mp: MathPass) -> None:
-    classed = root.xpath(_CLASSED_XPATH)  # one pass; the tag-based candidates come from root.iter(tags)
+def _take_elements(root, mp: MathPass, classed_too: bool = True) -> None:
+    classed = _CLASSED_XPATH(root) if classed_too else []  # the tag-based candidates come from root.iter(tags)
     # Rendered duplicates first (their glyph text would otherwise survive next to the TeX).
     for el in classed:
         cls = _classes(el)
@@ -321,13 +334,22 @@ def _unclosed(text: str) -> bool:
     return bool(OPENERS.search(rest))
 
 
-_TEXT_XPATH = ("//text()[contains(., '$') or contains(., '\\') or contains(., '[') or contains(., '`')]"
-               "[not(parent::script) and not(parent::style)]")
+TEXT_OPENERS = "$\\[`"  # the characters a formula in text can start with
+
+
+@functools.lru_cache(maxsize=16)
+def _text_xpath(chars: str) -> etree.XPath:
+    """Text nodes (outside scripts and styles) holding one of ``chars``."""
+    test = " or ".join(f"contains(., '{c}')" for c in chars)
+    return etree.XPath(f"/descendant::text()[{test}][not(parent::script) and not(parent::style)]")
+
+
 _HINT = re.compile(r"[$\\\[`]")
 
 
-def _merge_br(root) -> None:
-    """Join text split by ``<br>`` inside a formula (``[tex]a<br>b[/tex]``, ``$$a<br>b$$``)."""
+def _merge_br(root) -> bool:
+    """Join text split by ``<br>`` inside a formula (``[tex]a<br>b[/tex]``, ``$$a<br>b$$``); True if any was."""
+    merged = False
     for br in list(root.iter("br")):
         parent = br.getparent()
         if parent is None:
@@ -336,11 +358,19 @@ def _merge_br(root) -> None:
         before = (prev.tail if prev is not None else parent.text) or ""
         if before and _HINT.search(before) and _unclosed(before):
             _replace(br, "\n")
+            merged = True
+    return merged
 
 
-def _take_text(root, mp: MathPass, page_has_engine: bool, asciimath: bool) -> None:
-    _merge_br(root)
-    for node in root.xpath(_TEXT_XPATH):
+def _take_text(root, mp: MathPass, page_has_engine: bool, asciimath: bool, chars: str = TEXT_OPENERS) -> None:
+    if not asciimath:
+        chars = chars.replace("`", "")
+    if not chars:
+        return
+    nodes = _text_xpath(chars)(root)
+    if nodes and _merge_br(root):
+        nodes = _text_xpath(chars)(root)
+    for node in nodes:
         el = node.getparent()
         if el is None or not isinstance(el.tag, str):
             continue
@@ -370,15 +400,91 @@ def page_engines(root) -> tuple[bool, bool]:
     return engine, ascii_
 
 
-def _unhide_math_blocks(root) -> None:
-    """Extractors drop ``<figure>`` wholesale; a figure that holds formulas (an equation block) becomes a div."""
-    for fig in list(root.iter("figure")):
-        if PLACEHOLDER_RE.search("".join(fig.itertext())):
-            fig.tag = "div"
+# Containers whose loose text extractors drop (they keep <p>, <li>, <td>, headings ... but not text sitting directly
+# in a <div> next to block children, nor the text of <figure> / <figcaption>); custom elements (with a "-") count too.
+LOOSE_TEXT_CONTAINERS = frozenset({"div", "section", "article", "main", "body", "header", "center", "figure",
+                                   "figcaption"})
+BLOCK_TAGS = frozenset({
+    "address", "article", "aside", "blockquote", "body", "center", "dd", "details", "dialog", "div", "dl", "dt",
+    "fieldset", "figcaption", "figure", "footer", "form", "h1", "h2", "h3", "h4", "h5", "h6", "header", "hr", "li",
+    "main", "nav", "ol", "p", "pre", "section", "summary", "table", "tbody", "td", "textarea", "tfoot", "th", "thead",
+    "tr", "ul", "caption", "html", "head", "noscript", "template", "script", "style"})
+EXTRACTOR_DROPPED = {"figure": "div", "figcaption": "div"}  # dropped wholesale (with their formulas) by extractors
+_PLACEHOLDER_TEXT = etree.XPath("//text()[contains(., 'ZqMATH')]")
 
 
-_HIDDEN_XPATH = ("//*[contains(translate(@style, ' ', ''), 'display:none')]"
-                 "[.//d-math or .//dt-math or .//script[starts-with(@type, 'math/')]][not(.//math)]")
+def _is_block(el) -> bool:
+    tag = _local(el.tag)  # "" for comments: inline
+    return tag in BLOCK_TAGS or "-" in tag
+
+
+def _wrap_loose_runs(holder) -> set[str]:
+    """Wrap each run of inline content (text, inline elements) of ``holder`` that holds a formula into a ``<p>``;
+    returns the placeholder numbers that moved."""
+    runs, lead, current = [], None, []  # lead: the block child whose tail opens the run (None: holder.text)
+    for child in holder:
+        if _is_block(child):
+            runs.append((lead, current))
+            lead, current = child, []
+        else:
+            current.append(child)
+    runs.append((lead, current))
+    moved: set[str] = set()
+    for lead, inline in runs:
+        text = holder.text if lead is None else lead.tail
+        run_text = (text or "") + "".join("".join(el.itertext()) + (el.tail or "") for el in inline)
+        found = PLACEHOLDER_RE.findall(run_text)
+        if not found:
+            continue
+        moved.update(found)
+        p = holder.makeelement("p", {})
+        p.text = text
+        if lead is None:
+            holder.text = None
+            holder.insert(0, p)
+        else:
+            lead.tail = None
+            lead.addnext(p)
+        for el in inline:
+            p.append(el)  # moves the element (with its tail) into the paragraph
+    return moved
+
+
+def _formula_blocks(root) -> list:
+    """The blocks holding formula text, after making them visible to a main-text extractor: ``<figure>`` /
+    ``<figcaption>`` (dropped wholesale by extractors) around a formula become divs."""
+    holders = {}
+    for node in _PLACEHOLDER_TEXT(root):
+        el = node.getparent()
+        if el is None:
+            continue
+        holder = el if node.is_text else el.getparent()
+        while holder is not None and not _is_block(holder):
+            holder = holder.getparent()
+        if holder is None:
+            continue
+        for a in (holder, *holder.iterancestors()):
+            new_tag = EXTRACTOR_DROPPED.get(_local(a.tag))
+            if new_tag:
+                a.tag = new_tag
+        holders[id(holder)] = holder
+    return list(holders.values())
+
+
+def wrap_loose_formulas(root) -> set[str]:
+    """Give formulas in loose text of a div-like container (``<div>\\[x\\]</div>`` between paragraphs, a
+    caption, an answer box) a paragraph of their own, with the inline text around them; returns the placeholder
+    numbers that moved. (Inside a paragraph a custom element is an inline footnote or citation: left alone.)"""
+    moved: set[str] = set()
+    for holder in _formula_blocks(root):
+        tag = _local(holder.tag)
+        if (tag in LOOSE_TEXT_CONTAINERS or "-" in tag) and not any(a.tag == "p" for a in holder.iterancestors()):
+            moved |= _wrap_loose_runs(holder)
+    return moved
+
+
+_HIDDEN_XPATH = etree.XPath("//*[contains(translate(@style, ' ', ''), 'display:none')]"
+                            "[.//d-math or .//dt-math or .//script[starts-with(@type, 'math/')]][not(.//math)]")
 
 
 def _drop_hidden(root) -> None:
@@ -386,34 +492,79 @@ def _drop_hidden(root) -> None:
 
     Only hidden blocks holding formula sources go: other hidden blocks (collapsed forum posts) are left to the
     extractor, and hidden assistive MathML is a formula's only source."""
-    for el in root.xpath(_HIDDEN_XPATH):
+    for el in _HIDDEN_XPATH(root):
         if el.getparent() is not None and _local(el.tag) not in ("html", "body"):
             _drop(el)
 
 
-ELEMENT_HINTS = ("<math", "katex", "mathjax", "mwe-math", "<mjx-", "math/", "<d-math", "<dt-math", "<x-math",
-                 "<tex-math", "<latex-math", "<math-tex", "<ktx", "latex", "codecogs", "cht=tx", "mimetex", "mathtex",
-                 "tex.cgi", "equation")
-ENGINE_HINTS = ("mathjax", "katex", "texmath", "mathml", "math/tex", "asciimath")
+@dataclass(frozen=True)
+class Markers:
+    """What kinds of math markup a raw page can hold, from a cheap scan of its bytes (all True: scan the tree)."""
+
+    classed: bool = True  # MathJax / KaTeX / Wikipedia containers found by class
+    tags: bool = True  # math scripts, <math>, <mjx-container>, LaTeX images, <d-math>-style elements
+    hidden: bool = True  # formula caches hidden with display:none (under <d-math> / math scripts)
+    engine: bool = True  # loads a TeX engine (then the tree's scripts decide)
+    text: str = TEXT_OPENERS  # characters that can open a formula in text
 
 
-def take_formulas(root, html: str | None = None) -> MathPass:
+def _around(low: bytes, word: bytes, before: int = 12, after: int = 12) -> bytes:
+    """The bytes around every occurrence of ``word`` in ``low``, joined: a small index to test the markers
+    that contain ``word`` without scanning the whole page once per marker."""
+    parts, i, n = [], low.find(word), len(word)
+    while i >= 0:
+        parts.append(low[max(0, i - before):i + n + after])
+        i = low.find(word, i + n)
+    return b"|".join(parts)
+
+
+# Markers, tested on the bytes around each "math" / "tex" in the page (class words: whole words only, since
+# "text" and "context" are everywhere).
+_MATH_AT = re.compile(rb"<math|math/|-math|mathjax|mathml|mathtex|mathurl|asciimath|[\s\"'_]math(?:[\s\"'_-]|$)")
+_TEX_AT = re.compile(rb"latex|katex|mimetex|tex\.cgi|texify|/tex/|texmath|<tex-|[\s\"'_-]tex(?:[\s\"'_-]|$)")
+_ANYWHERE = (b"codecogs", b"cht=tx", b"<ktx", b"equation")
+_ENGINE_AT = re.compile(rb"mathjax|mathml|math/tex|texmath|asciimath")
+_BACKSLASH_OPENERS = re.compile(rb"\\(?:[(\[]|begin)")
+_CHAR_REF = re.compile(rb"&#(0*36|0*92|x0*24|x0*5c);", re.I)  # a $ or \ written as a character reference
+
+
+def scan_markers(html: str | bytes) -> Markers:
+    """The kinds of math markup ``html`` (the raw page) may hold. Errs on the side of True: a marker that is
+    found only means the matching tree pass runs."""
+    raw = html if isinstance(html, bytes) else html.encode("utf-8", "ignore")
+    low = raw.lower()
+    m, t = _around(low, b"math"), _around(low, b"tex")
+    classed = b"katex" in t or b"mathjax" in m or b"mwe-math" in m
+    tags = classed or bool(_MATH_AT.search(m) or _TEX_AT.search(t)) or any(k in low for k in _ANYWHERE)
+    text = "$" if b"$" in raw else ""
+    if _BACKSLASH_OPENERS.search(raw):
+        text += "\\"
+    if b"tex]" in t or b"math]" in m:  # [tex] [latex] [itex] [math] [imath] bulletin-board tags
+        text += "["
+    for ref in _CHAR_REF.findall(raw):  # &#36; &#x24; &#92; &#x5c;
+        opener = "$" if ref.endswith((b"36", b"24")) else "\\"
+        text += opener if opener not in text else ""
+    if b"asciimath" in m:
+        text += "`"
+    return Markers(classed=classed, tags=tags, hidden=b"<d-math" in m or b"<dt-math" in m or b"math/" in m,
+                   engine=b"katex" in t or bool(_ENGINE_AT.search(m)), text=text)
+
+
+def take_formulas(root, html: str | bytes | None = None) -> MathPass:
     """Replace every formula under ``root`` (an lxml tree, modified in place) by a placeholder word.
 
-    With the page's ``html`` the element passes are skipped on pages that carry no math markup at all (a
-    regex over the raw page is much cheaper than walking the tree)."""
+    With the page's raw ``html`` the tree passes whose markup the page does not carry are skipped (a scan
+    of the bytes is much cheaper than walking the tree)."""
     mp = MathPass()
-    low = html.lower() if html is not None else None
-    if low is None or any(k in low for k in ENGINE_HINTS):
-        engine, asciimath = page_engines(root)
-    else:
-        engine = asciimath = False
-    if low is None or any(k in low for k in ELEMENT_HINTS):
+    mk = scan_markers(html) if html is not None else Markers()
+    engine, asciimath = page_engines(root) if mk.engine else (False, False)
+    if mk.hidden:
         _drop_hidden(root)
-        _take_elements(root, mp)
-    _take_text(root, mp, engine, asciimath)
+    if mk.tags:
+        _take_elements(root, mp, mk.classed)
+    _take_text(root, mp, engine, asciimath, mk.text)
     if mp.formulas:
-        _unhide_math_blocks(root)
+        _formula_blocks(root)
     return mp
 
 
