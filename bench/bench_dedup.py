@@ -25,6 +25,8 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 SHARED = Path(os.environ.get("MATHCORPUS_SHARED_DATA", REPO.parent / "shared" / "data"))
@@ -52,10 +54,22 @@ def base_documents(per_file: int, max_chars: int = 6000, min_words: int = 60) ->
     return out
 
 
+def _evalset_rows() -> tuple[list[dict], list[dict]]:
+    return jsonl(SHARED / "evalsets/gsm8k/train.jsonl"), jsonl(SHARED / "evalsets/math/train.partial.jsonl")
+
+
 def eval_problems() -> list[tuple[str, str]]:
-    out = [(f"gsm8k/{i}", r["question"]) for i, r in enumerate(jsonl(SHARED / "evalsets/gsm8k/train.jsonl"))]
-    out += [(f"math/{i}", r["problem"]) for i, r in enumerate(jsonl(SHARED / "evalsets/math/train.partial.jsonl"))]
-    return out
+    gsm8k, math = _evalset_rows()
+    return [(f"gsm8k/{i}", r["question"]) for i, r in enumerate(gsm8k)] + \
+        [(f"math/{i}", r["problem"]) for i, r in enumerate(math)]
+
+
+def eval_answers() -> dict[str, str]:
+    """Reference answers: GSM8K's text after ``####``, MATH's ``answer`` field; spaces and commas removed."""
+    gsm8k, math = _evalset_rows()
+    out = {f"gsm8k/{i}": r["answer"].split("####")[-1] for i, r in enumerate(gsm8k)}
+    out |= {f"math/{i}": r["answer"] for i, r in enumerate(math)}
+    return {k: "".join(v.split()).replace(",", "") for k, v in out.items()}
 
 
 def scale_documents(n: int) -> list[tuple[str, str]]:
@@ -141,12 +155,16 @@ def run_datatrove(folder: str, out: str, workers: int, shards: int) -> dict[str,
     ex([reader(), MinhashDedupFilter(f"{out}/remove", load_cluster_ids=True,
                                      exclusion_writer=ParquetWriter(f"{out}/removed")),
         ParquetWriter(f"{out}/kept")], shards, "filter")
-    cluster = {}
-    for f in glob.glob(f"{out}/kept/*.parquet") + glob.glob(f"{out}/removed/*.parquet"):
-        for r in pq.read_table(f).to_pylist():
-            cid = r["metadata"].get("minhash_cluster_id", -1)
-            cluster[r["id"]] = r["id"] if cid == -1 else f"dt-{cid}"
-    return cluster
+    # every member of a cluster carries its id, the kept one too: map members to the kept document
+    cluster, survivor = {}, {}
+    for part in ("kept", "removed"):
+        for f in glob.glob(f"{out}/{part}/*.parquet"):
+            for r in pq.read_table(f, columns=["id", "metadata"]).to_pylist():
+                cid = r["metadata"].get("minhash_cluster_id", -1)
+                cluster[r["id"]] = cid
+                if part == "kept" and cid != -1:
+                    survivor[cid] = r["id"]
+    return {i: i if cid == -1 else survivor.get(cid, f"dt-{cid}") for i, cid in cluster.items()}
 
 
 def run_datasketch(folder: str, out: str, threshold: float = 0.5, num_perm: int = 128) -> dict[str, str]:
@@ -169,6 +187,11 @@ def run_datasketch(folder: str, out: str, threshold: float = 0.5, num_perm: int 
                 pairs.append((other, r["id"]))
             lsh.insert(r["id"], m)
             ids.append(r["id"])
+    return union_find(ids, pairs)
+
+
+def union_find(ids, pairs) -> dict:
+    """Connected components of ``pairs``: each id -> the smallest id of its component."""
     parent = {i: i for i in ids}
 
     def find(x):
@@ -236,21 +259,84 @@ def planted_benchmark(work: str, per_file: int, workers: int) -> dict:
 
 
 def evalset_benchmark(work: str, workers: int) -> dict:
+    """Every removal counts (strict); beside it, the removals whose reference answer differs from the kept
+    problem's (certainly a different problem) and those whose normalized text is identical (certainly not)."""
+    from corpus.normalize import normalize_text
+
     docs = eval_problems()
+    text, answer = dict(docs), eval_answers()
     write_inputs(docs, f"{work}/evalsets", 2)
     res = {s: timed(s, f"{work}/evalsets", f"{work}/evalsets_{s}", workers, 2) for s in ("ours", "datatrove")}
     exact = len(docs) - len({" ".join(t.split()) for _, t in docs})
     print(f"\n## distinct problems merged: GSM8K train + MATH train.partial ({len(docs):,} problems, "
           f"{exact} exact repeats by whitespace-normalized text)\n")
     sizes = {p: sum(i.startswith(p) for i, _ in docs) for p in ("gsm8k/", "math/")}
-    print("| system | GSM8K train removed | MATH train removed | all | share |\n|---|---|---|---|---|")
+    print("| system | GSM8K train removed | MATH train removed | all (strict) | share | answer differs | "
+          "same normalized text |\n|---|---|---|---|---|---|---|")
     out = {}
     for s, r in res.items():
-        removed = [k for k, v in r["cluster"].items() if k != v]
+        cluster = r["cluster"]
+        removed = sorted(k for k, v in cluster.items() if k != v)
         per = {p: sum(k.startswith(p) for k in removed) for p in sizes}
+        wrong = [k for k in removed if answer[k] != answer[cluster[k]]]
+        same = [k for k in removed if normalize_text(text[k]) == normalize_text(text[cluster[k]])]
         print(f"| {s} | {per['gsm8k/']} / {sizes['gsm8k/']:,} | {per['math/']} / {sizes['math/']:,} | "
-              f"{len(removed)} / {len(docs):,} | {len(removed) / len(docs):.3%} |")
-        out[s] = {"removed": len(removed), "docs": len(docs), **per}
+              f"{len(removed)} / {len(docs):,} | {len(removed) / len(docs):.3%} | {len(wrong)} | {len(same)} |")
+        out[s] = {"removed": len(removed), "docs": len(docs), "answer_differs": len(wrong),
+                  "same_normalized": len(same), **per,
+                  "pairs": [{"removed": k, "kept": cluster[k], "answers": [answer[k], answer[cluster[k]]]}
+                            for k in removed]}
+    print("\nOur merges, pair by pair (removed -> kept, reference answers):\n")
+    for p in out["ours"]["pairs"]:
+        print(f"- {p['removed']} -> {p['kept']}, answers {p['answers'][0]!r} / {p['answers'][1]!r}")
+        for k in (p["removed"], p["kept"]):
+            print(f"  - `{' '.join(text[k].split())[:300]}`")
+    return out
+
+
+SWEEP = [{}, {"edit_rate": 0.15}, {"edit_rate": 0.25}, {"exact_tokens": 20}, {"exact_tokens": 30}, {"exact_tokens": 50},
+         {"symbol_change_rate": 0.0}, {"symbol_change_rate": 0.005}, {"symbol_change_rate": -1},
+         {"verify_threshold": 0.4}, {"edit_rate": -1}]
+
+
+def verification_sweep(per_file: int) -> dict:
+    """The verification settings around the defaults, on the same LSH candidates, in one process: planted
+    recall per kind, pair precision and evalset merges for each (the stage runs exactly this verification)."""
+    from corpus.dedup.buckets import bucket_pairs
+    from corpus.dedup.minhash import band_keys, doc_features, signatures
+    from corpus.dedup.params import DedupConfig
+    from corpus.dedup.planted import KINDS, planted_set, score
+    from corpus.dedup.verify import is_duplicate
+
+    planted = list(planted_set(base_documents(per_file)))
+    sets = {"planted": [(p.id, p.text) for p in planted], "evalsets": eval_problems()}
+    base = DedupConfig()
+    prepared = {}
+    for name, docs in sets.items():
+        feats = [doc_features(t, base.shingle_size) for _, t in docs]
+        keys = band_keys(signatures([f.shingles for f in feats], base), base)
+        exact = np.array([f.exact[0] for f in feats], dtype=np.uint64)[:, None]
+        keys = np.hstack([keys, exact])
+        gids = np.arange(len(docs), dtype=np.uint64)
+        pairs = np.unique(np.concatenate([bucket_pairs(keys[:, b], gids, base.max_bucket_pairs)
+                                          for b in range(keys.shape[1])]))
+        prepared[name] = (docs, feats, [(int(a), int(b)) for a, b in pairs])
+    print("\n## verification settings (same candidates; planted % merged per kind, precision, evalset merges)\n")
+    print("| setting | " + " | ".join(KINDS) + " | precision | evalset merges |\n|" + "---|" * (len(KINDS) + 3))
+    out = {}
+    for change in SWEEP:
+        cfg = DedupConfig(**change)
+        merged = {}
+        for name, (docs, feats, pairs) in prepared.items():
+            edges = [(a, b) for a, b in pairs if is_duplicate(feats[a].shingles, feats[b].shingles, feats[a].tokens,
+                                                              feats[b].tokens, cfg)[0]]
+            merged[name] = list(union_find(range(len(docs)), edges).values())
+        r = score(planted, {p.id: str(c) for p, c in zip(planted, merged["planted"], strict=True)})
+        ev = sum(c != i for i, c in enumerate(merged["evalsets"]))
+        label = ", ".join(f"{k}={v}" for k, v in change.items()) or "defaults"
+        print(f"| {label} | " + " | ".join(f"{r[k]['merged']:.1%}" for k in KINDS) +
+              f" | {r['all']['precision']:.2%} | {ev} |")
+        out[label] = {"planted": r, "evalset_merges": ev}
     return out
 
 
@@ -280,7 +366,8 @@ def main() -> None:
     ap.add_argument("--full", action="store_true", help="also 1M documents (slow)")
     ap.add_argument("--workdir", default="/tmp/bench_dedup")
     ap.add_argument("--workers", type=int, default=2)
-    ap.add_argument("--only", choices=("planted", "evalsets", "speed"), default=None)
+    ap.add_argument("--only", choices=("planted", "evalsets", "speed", "sweep"), default=None,
+                    help="one part (sweep: verification settings around the defaults, in-process; not in the default)")
     args = ap.parse_args()
     os.makedirs(args.workdir, exist_ok=True)
     results = {}
@@ -288,6 +375,8 @@ def main() -> None:
         results["planted"] = planted_benchmark(args.workdir, 30 if args.quick else 120, args.workers)
     if args.only in (None, "evalsets"):
         results["evalsets"] = evalset_benchmark(args.workdir, args.workers)
+    if args.only == "sweep":
+        results["sweep"] = verification_sweep(30 if args.quick else 120)
     if args.only in (None, "speed"):
         sizes = [20_000] if args.quick else [100_000] + ([1_000_000] if args.full else [])
         results["speed"] = speed_benchmark(args.workdir, sizes, args.workers)

@@ -19,19 +19,20 @@ import re
 import unicodedata
 from collections.abc import Iterator
 
+_CJK = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\u3040-\u30ff\uac00-\ud7af"  # one token per character
 # Order matters: TeX commands before words, numbers before operators.
 _TOKEN_RE = re.compile(
-    r"""
+    rf"""
     (?P<tex>\\[a-z]+)                                     # \frac, \alpha ...
   | (?P<num>\d+(?:\.\d+)?)                                # 12, 3.14
-  | (?P<cjk>[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\u3040-\u30ff\uac00-\ud7af])
-  | (?P<word>[^\W\d_]+)                                   # letters (after NFKC + casefold)
+  | (?P<cjk>[{_CJK}])
+  | (?P<word>[^\W\d_{_CJK}]+)                              # letters (after NFKC + casefold), not CJK
   | (?P<op>[+\-*/=<>^_!|%~&()\[\]]|[\u2190-\u21ff\u2200-\u22ff\u27c0-\u27ef\u2980-\u2aff\u00b1\u00d7\u00f7\u00ac])
     """,
     re.VERBOSE,
 )
 # TeX spacing and delimiter commands that carry no content.
-_TEX_NOISE = re.compile(r"\\(?:[()\[\]{},;:! ]|left|right|big|bigg|Big|Bigg|displaystyle|quad|qquad)(?![a-zA-Z])")
+_TEX_NOISE = re.compile(r"\\(?:[()\[\]{},;:! ]|(?:left|right|big|bigg|Big|Bigg|displaystyle|quad|qquad)(?![a-zA-Z]))")
 
 
 def fold(text: str) -> str:

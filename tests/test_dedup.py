@@ -105,19 +105,90 @@ def test_bucket_pairs_small_and_large_buckets():
     assert (0, 1) not in {(int(a), int(b)) for a, b in bucket_pairs(keys, gids, 8, skip)}
 
 
-def test_verification_rejects_changed_numbers_and_variables():
+def dup(a: str, b: str, cfg: DedupConfig = CFG) -> tuple[bool, float]:
+    fa, fb = doc_features(a, 3), doc_features(b, 3)
+    return is_duplicate(fa.shingles, fb.shingles, fa.tokens, fb.tokens, cfg)
+
+
+def test_tokens_are_math_tokens_tagged_symbol_and_figure():
+    from corpus.dedup.tokens import FIGURE_BIT, SYMBOL_BIT, classified_tokens
+    from corpus.normalize import math_tokens
+
+    text = r"Josie has $50 and $9. Find $QR$ if \(x+1\) = 5 in the box [asy]draw(A--B);[/asy] 主机Dreamcast上"
+    tokens, flags = classified_tokens(text)
+    assert tokens == math_tokens(text)
+    sym = {t for t, f in zip(tokens, flags, strict=True) if f & int(SYMBOL_BIT)}
+    fig = {t for t, f in zip(tokens, flags, strict=True) if f & int(FIGURE_BIT)}
+    assert {"50", "9", "qr", "x", "+", "1", "="} <= sym
+    assert not sym & {"josie", "has", "and", "find", "box", "dreamcast"}
+    assert fig == {"[", "]", "asy", "draw", "(", ")", "a", "b", "-", "/"}
+    assert "dreamcast" in tokens and "上" in tokens  # CJK after Latin letters is still one token per character
+    assert math_tokens(r"\[x = -4\]then") == ["x", "=", "-", "4", "then"]  # no stray bracket from \]
+
+
+def test_verification_rejects_changed_numbers_variables_and_words_in_short_problems():
     base = "Natalia sold clips to 48 of her friends in April and then half as many in May. How many in all?"
-    edited = base.replace("sold", "sells")
-    other = base.replace("48", "36")
-    f = {k: doc_features(t, 3) for k, t in {"b": base, "e": edited, "o": other}.items()}
-    assert is_duplicate(f["b"].shingles, f["e"].shingles, f["b"].symbols, f["e"].symbols, CFG)[0]
-    ok, sim = is_duplicate(f["b"].shingles, f["o"].shingles, f["b"].symbols, f["o"].symbols, CFG)
+    assert dup(base, base.replace("  ", " ") + "\n")[0]
+    ok, sim = dup(base, base.replace("48", "36"))
     assert sim > 0.7 and not ok
-    a, b = doc_features("In trapezoid ABCD, angle C = 2 angle D. Find angle C.", 3), \
-        doc_features("In trapezoid ABCD, angle C = 2 angle D. Find angle B.", 3)
-    assert not is_duplicate(a.shingles, b.shingles, a.symbols, b.symbols, CFG)[0]
-    loose = DedupConfig(symbol_tolerance=-1)
-    assert is_duplicate(f["b"].shingles, f["o"].shingles, f["b"].symbols, f["o"].symbols, loose)[0]
+    assert not dup(base, base.replace("Natalia", "Amanda"))[0]  # short: must match token for token
+    assert dup(base, base.replace("48", "36"), DedupConfig(edit_rate=-1))[0]  # shingle similarity alone merges
+    q = r"Find the sum of the roots of \[(2x^3 + x^2 - 8x + 20)(5x^3 - 25x^2 + 19) = 0.\]"
+    assert not dup(q, q.replace("sum", "product"))[0]
+    assert not dup("In trapezoid $ABCD$, $\\angle C = 2\\angle D$. Find $\\angle C$.",
+                   "In trapezoid $ABCD$, $\\angle C = 2\\angle D$. Find $\\angle B$.")[0]
+
+
+def test_verification_tolerates_edits_in_proportion_to_length_but_not_symbol_swaps(shared_data):
+    import random
+
+    from corpus.dedup.planted import make_vocab, variant
+    from corpus.dedup.verify import edits_allowed, token_diff
+
+    text = seed_base(shared_data, n=1)[0][1]
+    vocab, rng = make_vocab([text]), random.Random(3)
+    edited = variant(text, "edit5", rng, vocab)
+    fa, fb = doc_features(text, 3), doc_features(edited, 3)
+    diff = token_diff(fa.tokens, fb.tokens)
+    assert 0 < diff.edits <= edits_allowed(diff.text_tokens, CFG) and dup(text, edited)[0]
+    assert edits_allowed(40, CFG) == 0 < edits_allowed(400, CFG) < edits_allowed(4000, CFG)
+    # a header and footer around the same text are not edits; text inserted inside it is
+    framed = "Home | Forums | Log in\n" + text + "\nShare this page. Terms of service"
+    assert token_diff(fa.tokens, doc_features(framed, 3).tokens).edits == 0 and dup(text, framed)[0]
+    cut = text.index(" ", len(text) // 2)
+    middle = text[:cut] + " please subscribe to our newsletter today " + text[cut:]
+    assert token_diff(fa.tokens, doc_features(middle, 3).tokens).edits == 6
+    # one number swapped for another: a substitution, refused when the rate allows none
+    n = next(t for t in text.split() if t.isdigit()) if any(t.isdigit() for t in text.split()) else None
+    swapped = text + " 12345" if n is None else text.replace(f" {n} ", " 98765 ", 1)
+    sub = token_diff(fa.tokens, doc_features(swapped, 3).tokens).substitutions
+    assert sub == (0 if n is None else 1)
+    # figure code does not count as text length
+    fig = "Find $x$. [asy]" + " draw((0,0)--(1,1));" * 50 + "[/asy]"
+    assert token_diff(doc_features(fig, 3).tokens, doc_features(fig.replace("$x$", "$y$"), 3).tokens).text_tokens < 10
+    assert not dup(fig, fig.replace("$x$", "$y$"))[0]
+
+
+def test_containment_counts_only_the_shorter_texts_missing_tokens(shared_data):
+    from corpus.dedup.verify import token_diff
+
+    text = seed_base(shared_data, n=1)[0][1]
+    a, b = doc_features(text[: text.index(" ", 1500)], 3), doc_features(text, 3)
+    assert token_diff(a.tokens, b.tokens, containment=True).edits == 0
+    assert token_diff(a.tokens, b.tokens).edits > 0
+
+
+def test_long_pairs_fall_back_to_distance_and_a_symbol_multiset_bound(monkeypatch):
+    from corpus.dedup import verify
+
+    a = doc_features("Let x = 5 and y = 7, so the total is 12 apples today.", 3).tokens
+    b = doc_features("Let x = 6 and y = 7, so the total is 13 apples.", 3).tokens
+    exact = verify.token_diff(a, b)
+    monkeypatch.setattr(verify, "MAX_DIFF_CELLS", 10)
+    bounded = verify.token_diff(a, b)
+    assert (exact.edits, exact.substitutions) == (4, 2)  # 5/6 and 12/13; "today" at the end is a frame
+    assert (bounded.edits, bounded.substitutions) == (5, 2)  # the fallback has no frames
+    assert verify.token_diff(a, b, containment=True).edits == 2
 
 
 def test_priority_order_is_configurable_and_deterministic():

@@ -46,9 +46,15 @@ def dedup(
     rows: int = typer.Option(None, "--rows", help="Rows per band (with --bands)."),
     verify_threshold: float = typer.Option(0.5, "--verify-threshold", help="Real similarity a pair needs."),
     metric: str = typer.Option("jaccard", "--metric", help="jaccard or containment."),
-    symbol_tolerance: float = typer.Option(0.1, "--symbol-tolerance",
-                                           help="Share of math symbols (numbers, variables, TeX commands) that "
-                                           "may differ between duplicates (negative disables)."),
+    edit_rate: float = typer.Option(0.2, "--edit-rate",
+                                    help="Differing tokens a duplicate may have per token beyond --exact-tokens "
+                                    "(negative: shingle similarity only)."),
+    exact_tokens: int = typer.Option(40, "--exact-tokens",
+                                     help="Texts this short must match token for token (text added before/after "
+                                     "aside)."),
+    symbol_change_rate: float = typer.Option(0.002, "--symbol-change-rate",
+                                             help="Math symbols (numbers, variables, TeX, operators) replaced by "
+                                             "others, allowed per token (negative disables)."),
     priority: str = typer.Option("source,math_score,length", "--priority",
                                  help="Survivor order: fields from source, math_score, quality_tier, length."),
     source_rank: str = typer.Option("book,exam,web,code,synthetic,other", "--source-rank",
@@ -76,7 +82,8 @@ def dedup(
     try:
         settings = DedupSettings(
             shingle_size=shingle_size, num_perm=num_perm, lsh_threshold=lsh_threshold, bands=bands, rows=rows,
-            verify_threshold=verify_threshold, metric=metric, symbol_tolerance=symbol_tolerance,
+            verify_threshold=verify_threshold, metric=metric, edit_rate=edit_rate, exact_tokens=exact_tokens,
+            symbol_change_rate=symbol_change_rate,
             priority=[p.strip() for p in priority.split(",") if p.strip()],
             source_rank=[s.strip() for s in source_rank.split(",") if s.strip()], cluster_rounds=cluster_rounds,
             tasks=tasks, against_index_dir=against_index, save_index_dir=save_index)

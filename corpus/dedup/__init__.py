@@ -6,7 +6,8 @@ Pipeline (see ``pipelines/stages/dedup.py`` for how it is distributed):
    :func:`corpus.normalize.math_tokens`, a MinHash signature and one LSH key per band (plus the exact band).
 2. :mod:`.buckets` — documents sharing a band key become candidate pairs.
 3. :mod:`.verify` — a candidate pair is a duplicate only if its real shingle Jaccard (or containment) passes
-   the threshold and its math symbols agree (distinct problems often differ only in a number or a variable).
+   the threshold and a token diff (:mod:`.tokens` tags math symbols) finds few enough edits for its length
+   and no math symbol replaced by another (distinct problems often differ in one number, variable or word).
 4. :mod:`.components` — connected components by rounds of min-label propagation with pointer jumping, one
    partition per shard; the label is the best document of the component under :mod:`.priority`, so the
    converged label *is* the survivor.

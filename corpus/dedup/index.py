@@ -11,7 +11,7 @@ import fsspec
 from corpus.dedup.store import INDEX_VERSION, band_file, exists, load_array, read_index_info, shard_dir
 from corpus.io import atomic_open, open_file, write_json
 
-SHARD_FILES = ("meta.npy", "shingles.npy", "shingles_off.npy", "symbols.npy", "symbols_off.npy", "ids.json")
+SHARD_FILES = ("meta.npy", "shingles.npy", "shingles_off.npy", "tokens.npy", "tokens_off.npy", "ids.json")
 
 
 def _copy(src: str, dst: str) -> None:

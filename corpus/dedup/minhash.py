@@ -1,7 +1,8 @@
 """Per-document features: exact key, math-safe shingles, MinHash signatures and LSH band keys (numpy).
 
 Shingles are hashed n-grams of :func:`corpus.normalize.math_tokens` (numbers, operators and TeX commands are
-tokens, case and whitespace are folded). A document shorter than ``n`` tokens gets one shingle for all its
+tokens, case and whitespace are folded); the token sequence itself is kept for verification
+(:mod:`.tokens`, :mod:`.verify`). A document shorter than ``n`` tokens gets one shingle for all its
 tokens, so short problems are still compared. Signatures use multiply-shift hashing (``a*x + b`` mod 2^64,
 top 32 bits) vectorized over a batch of documents; band keys mix each band's rows into one uint64.
 """
@@ -15,9 +16,8 @@ import numpy as np
 import xxhash
 
 from corpus.dedup.params import DedupConfig
-from corpus.normalize import math_tokens
+from corpus.dedup.tokens import classified_tokens, pack_tokens
 
-_NOT_SYMBOLS = frozenset({"a", "i"})  # English words, not variables
 _MIX1 = np.uint64(0xBF58476D1CE4E5B9)
 _MIX2 = np.uint64(0x94D049BB133111EB)
 
@@ -38,11 +38,11 @@ def _odd_constants(n: int, seed: int) -> np.ndarray:
 
 @dataclass(frozen=True)
 class DocFeatures:
-    """What dedup keeps of one document: exact key, sorted unique shingle and math-symbol hashes (uint32)."""
+    """What dedup keeps of one document: exact key, sorted unique shingle hashes and the token sequence."""
 
     exact: tuple[int, int]  # xxh3-128 of the normalized text, as two uint64
     shingles: np.ndarray  # uint32, sorted, unique
-    symbols: np.ndarray  # uint32, sorted, unique: hashes of (math symbol, occurrence) = a multiset
+    tokens: np.ndarray  # uint32 per token, in order: hash | symbol / figure bits (see corpus.dedup.tokens)
 
 
 def _hash_tokens(tokens: list[str]) -> np.ndarray:
@@ -53,8 +53,8 @@ def _hash_tokens(tokens: list[str]) -> np.ndarray:
 
 
 def doc_features(text: str, n: int) -> DocFeatures:
-    """Exact key, shingles (hashed token n-grams) and the math-symbol multiset of ``text``."""
-    tokens = math_tokens(text)
+    """Exact key, shingles (hashed token n-grams) and the classified token sequence of ``text``."""
+    tokens, flags = classified_tokens(text)
     digest = xxhash.xxh3_128_digest(" ".join(tokens).encode("utf-8"))
     exact = (int.from_bytes(digest[:8], "little"), int.from_bytes(digest[8:], "little"))
     if not tokens:
@@ -67,21 +67,7 @@ def doc_features(text: str, n: int) -> DocFeatures:
     for k in range(min(n, len(tokens))):
         acc += th[k : k + m] * weights[k]
     shingles = np.unique((_mix64(acc) >> np.uint64(32)).astype(np.uint32))
-    symbols = math_symbols(tokens)
-    sym_hashes = (xxhash.xxh32_intdigest(t.encode()) for t in symbols)
-    return DocFeatures(exact, shingles, np.unique(np.fromiter(sym_hashes, dtype=np.uint32, count=len(symbols))))
-
-
-def math_symbols(tokens: list[str]) -> list[str]:
-    """The tokens whose change makes a different problem: numbers, TeX commands and one-letter variables,
-    each tagged with its occurrence number (so the set is a multiset)."""
-    seen: dict[str, int] = {}
-    out = []
-    for t in tokens:
-        if t[0].isdigit() or t[0] == "\\" or (len(t) == 1 and t.isascii() and t.isalpha() and t not in _NOT_SYMBOLS):
-            seen[t] = seen.get(t, 0) + 1
-            out.append(f"{t}\x00{seen[t]}")
-    return out
+    return DocFeatures(exact, shingles, pack_tokens(tokens, flags, th))
 
 
 @lru_cache(maxsize=8)

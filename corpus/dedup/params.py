@@ -20,7 +20,8 @@ class DedupConfig:
     """Everything that decides which documents are duplicates (saved in an index, checked on reuse).
 
     ``lsh_threshold`` only chooses bands x rows (recall of candidates); ``verify_threshold`` on the real
-    similarity decides. Set ``bands``/``rows`` to bypass the optimizer.
+    similarity, then the token diff (``edit_rate``, ``exact_tokens``, ``symbol_change_rate``, see
+    :mod:`corpus.dedup.verify`) decide. Set ``bands``/``rows`` to bypass the optimizer.
     """
 
     shingle_size: int = 3
@@ -30,7 +31,9 @@ class DedupConfig:
     rows: int | None = None
     verify_threshold: float = 0.5
     metric: Literal["jaccard", "containment"] = "jaccard"
-    symbol_tolerance: float = 0.1  # math symbols may differ by max(1, this x their count); < 0 disables
+    edit_rate: float = 0.2  # differing tokens allowed per text token beyond exact_tokens; < 0: no token diff
+    exact_tokens: int = 40  # texts this short (tokens outside figures) must match token for token
+    symbol_change_rate: float = 0.002  # math symbols replaced by other symbols, per text token; < 0 disables
     max_bucket_pairs: int = 32  # buckets larger than this emit star + chain pairs instead of all pairs
     seed: int = 42
     fn_weight: float = 0.9  # optimizer weights: favour recall, verification restores precision
@@ -40,6 +43,8 @@ class DedupConfig:
             raise ValueError("shingle_size must be >= 1")
         if not 0 < self.lsh_threshold < 1 or not 0 < self.verify_threshold <= 1:
             raise ValueError("lsh_threshold must be in (0, 1) and verify_threshold in (0, 1]")
+        if self.exact_tokens < 0:
+            raise ValueError("exact_tokens must be >= 0")
         if (self.bands is None) != (self.rows is None):
             raise ValueError("set both bands and rows, or neither")
         b, r = self.band_shape

@@ -1,7 +1,7 @@
 """On-disk layout of dedup work files and saved indexes (numpy arrays, written atomically).
 
 ``{root}/shards/{r:05d}/`` holds one shard's ``meta.npy`` (priority key, id hash, exact key), ragged
-``shingles``/``symbols`` arrays with offsets, and ``ids.npy``; ``{root}/bands/{b:03d}/{r:05d}.npy`` holds
+``shingles``/``tokens`` arrays with offsets, and ``ids.npy``; ``{root}/bands/{b:03d}/{r:05d}.npy`` holds
 the shard's ``(key, idx)`` rows of band ``b`` sorted by key (the last band is the exact key). A saved index
 has the same layout plus ``alive/{r:05d}.npy`` (documents kept) and ``index.json``. Local files are
 memory-mapped, so look-ups into other shards do not load them.
@@ -23,7 +23,7 @@ from corpus.io import atomic_open, is_remote, open_file
 META_DTYPE = np.dtype([("key", "<u8"), ("h", "<u8"), ("exact0", "<u8"), ("exact1", "<u8")])
 BAND_DTYPE = np.dtype([("key", "<u8"), ("idx", "<u4")])
 INDEX_RANK_BASE = 1 << 20  # shards of a saved index are ranks INDEX_RANK_BASE + s
-INDEX_VERSION = 1
+INDEX_VERSION = 2  # 2: token sequences (verification by token diff) instead of symbol multisets
 
 
 class IndexError_(MathcorpusError):

@@ -1,10 +1,16 @@
-"""Candidate verification: real shingle similarity, and math symbols (numbers, variables, TeX) that agree."""
+"""Candidate verification: real shingle similarity, then a token-level diff that is length-aware and math-aware."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
+from rapidfuzz.distance import Indel
 
 from corpus.dedup.params import DedupConfig
+from corpus.dedup.tokens import FIGURE_BIT, HASH_MASK, SYMBOL_BIT
+
+MAX_DIFF_CELLS = 1 << 27  # la x lb above this: no alignment (its bit matrix would take la x lb / 8 bytes)
 
 
 def _overlap(a: np.ndarray, b: np.ndarray) -> int:
@@ -27,24 +33,114 @@ def similarity(a: np.ndarray, b: np.ndarray, metric: str = "jaccard") -> float:
     return inter / (len(a) + len(b) - inter)
 
 
-def symbols_agree(a: np.ndarray, b: np.ndarray, tolerance: float, size: float = 0.0) -> bool:
-    """True when the math-symbol multisets differ by at most ``max(1, tolerance * max(symbols, size / 10))``.
+@dataclass(frozen=True)
+class TokenDiff:
+    """How two token sequences differ (see :func:`token_diff`)."""
 
-    ``x+5=12`` vs ``x+5=13`` or "find angle A" vs "find angle B" share almost every shingle of a short
-    problem but are different problems, while a lightly edited long copy loses a few of its many symbols.
-    ``size`` (mean shingle count) lets long prose, whose few numbers are incidental, differ a little more.
-    A negative ``tolerance`` disables the check.
+    edits: int  # differing tokens, leaving out frames
+    substitutions: int  # math symbols replaced by other math symbols
+    text_tokens: float  # the pair's length outside figures (mean; the shorter one for containment)
+
+
+def _symbol_prefix(tokens: np.ndarray) -> list[int]:
+    """``out[i]``: symbols among the first ``i`` tokens."""
+    return [0, *np.cumsum((tokens & SYMBOL_BIT) != 0).tolist()]
+
+
+def _text_length(tokens: np.ndarray) -> int:
+    return len(tokens) - int(np.count_nonzero(tokens & FIGURE_BIT))
+
+
+def _as_text(tokens: np.ndarray) -> str:
+    """One code point per token (its hash mod the Unicode range, surrogates skipped): rapidfuzz's fastest
+    input. Two different tokens share a code point with probability ~1e-6, so an alignment is almost exact."""
+    c = (tokens & HASH_MASK) % np.uint32(0x110000 - 0x800)
+    c = c + (c >= 0xD800).astype(np.uint32) * np.uint32(0x800)
+    return c.astype("<u4").tobytes().decode("utf-32-le")
+
+
+def _regions(a: str, b: str) -> list[tuple[int, int, int, int]]:
+    """Maximal non-equal stretches ``(i1, i2, j1, j2)`` of the optimal Indel alignment of ``a`` and ``b``."""
+    out: list[tuple[int, int, int, int]] = []
+    cur: list[int] | None = None
+    for op in Indel.opcodes(a, b):
+        if op.tag == "equal":
+            if cur is not None:
+                out.append((cur[0], cur[1], cur[2], cur[3]))
+                cur = None
+        elif cur is None:
+            cur = [op.src_start, op.src_end, op.dest_start, op.dest_end]
+        else:
+            cur[1], cur[3] = op.src_end, op.dest_end
+    if cur is not None:
+        out.append((cur[0], cur[1], cur[2], cur[3]))
+    return out
+
+
+def _multiset_substitutions(a: np.ndarray, b: np.ndarray) -> int:
+    """Upper bound of symbol substitutions without an alignment: min of the two symbol multiset differences."""
+    sa, sb = a[(a & SYMBOL_BIT) != 0] & HASH_MASK, b[(b & SYMBOL_BIT) != 0] & HASH_MASK
+    ua, ca = np.unique(sa, return_counts=True)
+    ub, cb = np.unique(sb, return_counts=True)
+    common, ia, ib = np.intersect1d(ua, ub, assume_unique=True, return_indices=True)
+    shared = int(np.minimum(ca[ia], cb[ib]).sum())
+    return min(len(sa) - shared, len(sb) - shared)
+
+
+def token_diff(a: np.ndarray, b: np.ndarray, containment: bool = False) -> TokenDiff:
+    """Align two packed token sequences (:mod:`.tokens`) and count what differs.
+
+    ``edits``: tokens in non-equal stretches, except *frames*: a stretch at the very start or end that only
+    one side has and that holds no math symbol (a site header, footer or signature added around the same
+    text). ``substitutions``: per stretch, ``min(symbols removed, symbols added)``: a number, variable, TeX
+    command or operator replaced by another one. With ``containment``, only the shorter text's unmatched
+    tokens are edits. Sequences longer than :data:`MAX_DIFF_CELLS` together fall back to the Indel distance
+    and a multiset bound on substitutions (no frames), keeping memory bounded.
     """
-    if tolerance < 0:
-        return True
-    inter = _overlap(a, b)
-    allowed = max(1.0, tolerance * max((len(a) + len(b)) / 2, size / 10))
-    return len(a) + len(b) - 2 * inter <= allowed
+    la, lb = len(a), len(b)
+    ha, hb = _as_text(a), _as_text(b)
+    short_a = la <= lb
+    n = float(min(_text_length(a), _text_length(b))) if containment else (_text_length(a) + _text_length(b)) / 2
+    if la * lb > MAX_DIFF_CELLS:
+        dist = Indel.distance(ha, hb)
+        edits = (min(la, lb) - (la + lb - dist) // 2) if containment else dist
+        return TokenDiff(int(edits), _multiset_substitutions(a, b), n)
+    edits = subs = 0
+    cum_a, cum_b = _symbol_prefix(a), _symbol_prefix(b)
+    for i1, i2, j1, j2 in _regions(ha, hb):
+        sym_a, sym_b = cum_a[i2] - cum_a[i1], cum_b[j2] - cum_b[j1]
+        subs += min(sym_a, sym_b)
+        if containment:
+            edits += (i2 - i1) if short_a else (j2 - j1)
+            continue
+        one_sided = i1 == i2 or j1 == j2
+        at_edge = (i1 == 0 and j1 == 0) or (i2 == la and j2 == lb)
+        if not (one_sided and at_edge and sym_a + sym_b == 0):
+            edits += (i2 - i1) + (j2 - j1)
+    return TokenDiff(edits, subs, n)
 
 
-def is_duplicate(sh_a: np.ndarray, sh_b: np.ndarray, sym_a: np.ndarray, sym_b: np.ndarray,
+def edits_allowed(text_tokens: float, cfg: DedupConfig) -> float:
+    """Differing tokens a pair of this length may have: ``edit_rate x (length - exact_tokens)``, at least 0."""
+    return cfg.edit_rate * max(0.0, text_tokens - cfg.exact_tokens)
+
+
+def is_duplicate(sh_a: np.ndarray, sh_b: np.ndarray, tok_a: np.ndarray, tok_b: np.ndarray,
                  cfg: DedupConfig) -> tuple[bool, float]:
-    """Verify one candidate pair; returns ``(duplicate, similarity)``."""
+    """Verify one candidate pair; returns ``(duplicate, similarity)``.
+
+    1. Shingle Jaccard (or containment) >= ``verify_threshold`` (cheap; rejects most LSH false positives).
+    2. Token diff: at most ``edits_allowed`` differing tokens, so a short problem must match token for token
+       (``sum`` vs ``product``, ``QR`` vs ``PR`` are different problems) while a long page tolerates edits in
+       proportion; and at most ``symbol_change_rate x length`` math symbols replaced by other symbols
+       (``x+5=12`` vs ``x+5=13``). ``edit_rate < 0`` skips step 2.
+    """
     sim = similarity(sh_a, sh_b, cfg.metric)
-    size = (len(sh_a) + len(sh_b)) / 2
-    return (sim >= cfg.verify_threshold and symbols_agree(sym_a, sym_b, cfg.symbol_tolerance, size)), sim
+    if sim < cfg.verify_threshold:
+        return False, sim
+    if cfg.edit_rate < 0:
+        return True, sim
+    diff = token_diff(tok_a, tok_b, cfg.metric == "containment")
+    if diff.edits > edits_allowed(diff.text_tokens, cfg):
+        return False, sim
+    return cfg.symbol_change_rate < 0 or diff.substitutions <= cfg.symbol_change_rate * diff.text_tokens, sim

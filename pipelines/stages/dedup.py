@@ -4,7 +4,7 @@ Phases (all files under ``{stage_dir}/work``; each task's memory is bounded by i
 
 1. ``signatures`` (one task per shard): exact key, shingles, MinHash band keys, sorted per band.
 2. ``buckets`` (band groups x key ranges): shared keys -> candidate pairs, routed to the owner shard.
-3. ``verify`` (per shard): real shingle similarity + math-symbol check -> edges.
+3. ``verify`` (per shard): real shingle similarity + length- and math-aware token diff -> edges.
 4. ``cluster_NN`` (per shard, ``cluster_rounds`` times, no-ops after convergence): min-label propagation.
 5. ``filter`` (per shard): kept docs -> ``kept/``; removed ones -> ``removed/`` with ``reason``,
    ``cluster_id``, ``kept_id`` and ``similarity``.
@@ -44,8 +44,12 @@ class DedupSettings(StageSettings):
     rows: int | None = Field(None, ge=1)
     verify_threshold: float = Field(0.5, gt=0, le=1, description="real similarity needed for a duplicate")
     metric: Literal["jaccard", "containment"] = "jaccard"
-    symbol_tolerance: float = Field(0.1, le=1, description="share of math symbols (numbers, variables, TeX) "
-                                    "that may differ; negative disables")
+    edit_rate: float = Field(0.2, le=1, description="differing tokens allowed per text token beyond exact_tokens "
+                             "(token diff of each candidate pair); negative: shingle similarity only")
+    exact_tokens: int = Field(40, ge=0, description="texts this short (tokens outside figures) must match token for "
+                              "token, apart from text added before/after")
+    symbol_change_rate: float = Field(0.002, le=1, description="math symbols (numbers, variables, TeX, operators) "
+                                      "replaced by other symbols, per text token; negative disables")
     max_bucket_pairs: int = Field(32, ge=2)
     seed: int = 42
     priority: list[str] = Field(default_factory=lambda: ["source", "math_score", "length"])
@@ -68,7 +72,8 @@ class DedupSettings(StageSettings):
     def config(self) -> DedupConfig:
         return DedupConfig(shingle_size=self.shingle_size, num_perm=self.num_perm, lsh_threshold=self.lsh_threshold,
                            bands=self.bands, rows=self.rows, verify_threshold=self.verify_threshold,
-                           metric=self.metric, symbol_tolerance=self.symbol_tolerance,
+                           metric=self.metric, edit_rate=self.edit_rate, exact_tokens=self.exact_tokens,
+                           symbol_change_rate=self.symbol_change_rate,
                            max_bucket_pairs=self.max_bucket_pairs, seed=self.seed)
 
     def priority_config(self) -> PriorityConfig:

@@ -69,14 +69,14 @@ class DedupSignatures(PipelineStep):
 
     def run(self, data: DocumentsPipeline = None, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
         cfg = self.config
-        meta_rows, shingles, symbols, ids = [], [], [], []
+        meta_rows, shingles, tokens, ids = [], [], [], []
         for doc in data or ():
             with self.track_time():
                 f = doc_features(doc.text, cfg.shingle_size)
                 row = {**doc.metadata, "text": doc.text}
                 meta_rows.append((priority_key(row, self.priority) + 1, id_hash(doc.id), *f.exact))
                 shingles.append(f.shingles)
-                symbols.append(f.symbols)
+                tokens.append(f.tokens)
                 ids.append(doc.id)
                 self.stat_update("documents")
                 if not len(f.shingles):
@@ -85,7 +85,7 @@ class DedupSignatures(PipelineStep):
             d = shard_dir(self.work_root, rank)
             meta = np.array(meta_rows, dtype=META_DTYPE) if meta_rows else np.empty(0, META_DTYPE)
             write_ragged(shingles, f"{d}/shingles")
-            write_ragged(symbols, f"{d}/symbols")
+            write_ragged(tokens, f"{d}/tokens")
             with atomic_open(f"{d}/ids.json", "wb") as fh:
                 fh.write(json.dumps(ids, ensure_ascii=False).encode("utf-8"))
             nonempty = np.flatnonzero([len(s) > 0 for s in shingles]) if shingles else np.empty(0, np.int64)
@@ -161,7 +161,7 @@ class DedupBuckets(PipelineStep):
 
 
 class DedupVerify(PipelineStep):
-    """Phase 3: this shard's candidate pairs checked on real shingles -> symmetric edges, by node shard."""
+    """Phase 3: this shard's candidate pairs checked on real shingles and a token diff -> symmetric edges."""
 
     name = "dedup verify"
     type = "🫂 - DEDUP"
@@ -178,7 +178,7 @@ class DedupVerify(PipelineStep):
             store = ShardSet(self.work_root, self.index_root)
             own = store.shard(rank)
             own.load_ragged("shingles")
-            own.load_ragged("symbols")
+            own.load_ragged("tokens")
             keep = np.zeros(len(pairs), dtype=bool)
             sims = np.zeros(len(pairs), dtype=np.float32)
             ra, ia = split_gid(pairs["a"])
@@ -186,7 +186,7 @@ class DedupVerify(PipelineStep):
             for k in range(len(pairs)):
                 sa, sb = store.shard(ra[k]), store.shard(rb[k])
                 ok, sim = is_duplicate(sa.ragged("shingles", ia[k]), sb.ragged("shingles", ib[k]),
-                                       sa.ragged("symbols", ia[k]), sb.ragged("symbols", ib[k]), self.config)
+                                       sa.ragged("tokens", ia[k]), sb.ragged("tokens", ib[k]), self.config)
                 keep[k], sims[k] = ok, sim
             self.stat_update("candidate_pairs", value=len(pairs))
             self.stat_update("verified_pairs", value=int(keep.sum()))

@@ -1,0 +1,106 @@
+"""Verification tokens: :func:`corpus.normalize.math_tokens`, each tagged as math symbol or not, in a figure or not.
+
+The token diff in :mod:`.verify` needs to know which differing tokens are math: a number, a TeX command, a
+variable or an operator replaced by another one makes a different problem (``QR`` vs ``PR``, ``+`` vs ``-``),
+while an edited word is an ordinary edit. Inside math mode (``$...$``, ``$$...$$``, ``\\(...\\)``, ``\\[...\\]``,
+equation environments, Asymptote/TikZ figures) every number, TeX command, operator and short letter run
+(variables and point names: ``x``, ``QR``, ``ABCD``) is a symbol; outside it numbers, TeX commands,
+single letters (not the words ``a``/``i``) and arithmetic operators are. Figure code (``[asy]``, TikZ) is
+flagged so it does not count as text length. ``$`` pairs follow pandoc (no space after the opening or
+before the closing ``$``, no digit after it), so ``$5 and $9`` is currency, not math.
+
+Tokens are packed as uint32: 30 bits of hash plus :data:`SYMBOL_BIT` and :data:`FIGURE_BIT`.
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import xxhash
+
+from corpus.normalize import math_tokens
+
+SYMBOL_BIT = np.uint32(1 << 31)
+FIGURE_BIT = np.uint32(1 << 30)
+HASH_MASK = np.uint32((1 << 30) - 1)
+
+_MATH = re.compile(
+    r"""
+    (?=[$\\\[])  # fail fast where no delimiter starts
+    (?: (?P<fig>\[asy\].{1,20000}?\[/asy\] | \\begin\{tikzpicture\}.{1,20000}?\\end\{tikzpicture\})
+  | \$\$.{1,4000}?\$\$
+  | (?<!\\)\\\[.{1,4000}?\\\]                           # not the line break \\[2pt]
+  | (?<!\\)\\\(.{1,4000}?\\\)
+  | \\begin\{(?P<env>equation|align|alignat|eqnarray|gather|multline|displaymath|math)\*?\}
+      .{1,4000}?\\end\{(?P=env)\*?\}
+  | (?<![\\$])\$(?=[^\s$])(?:[^$\\\n]|\\.|\n(?!\s*\n)){1,400}?(?<=[^\s\\])\$(?!\d) )
+    """,
+    re.VERBOSE | re.DOTALL | re.IGNORECASE,
+)  # bounded spans: an unclosed delimiter costs at most one bounded scan
+_NOT_VARIABLES = frozenset({"a", "i"})  # English words when outside math mode
+_PLAIN_OPERATORS = frozenset("+=<>^*")  # outside math, - / | ( ) etc. are mostly punctuation
+
+
+def _is_cjk(t: str) -> bool:
+    return len(t) == 1 and ("\u3040" <= t <= "\u30ff" or "\u3400" <= t <= "\u9fff" or "\uac00" <= t <= "\ud7af"
+                            or "\uf900" <= t <= "\ufaff")
+
+
+def is_symbol(token: str, in_math: bool) -> bool:
+    """Whether ``token`` (from :func:`math_tokens`) is math content whose change makes a different problem."""
+    c = token[0]
+    if c.isdigit() or c == "\\":
+        return True
+    if not c.isalpha():  # operators, brackets, Unicode math symbols (all non-ASCII operator tokens are math)
+        return in_math or c in _PLAIN_OPERATORS or not c.isascii()
+    if in_math:
+        return len(token) <= 4 and not _is_cjk(token)
+    return len(token) == 1 and token not in _NOT_VARIABLES and not _is_cjk(token)
+
+
+class _Flags(dict):
+    """token -> flag bits in one context (plain text, math, figure), computed once per token (bounded cache)."""
+
+    def __init__(self, in_math: bool, figure: bool):
+        super().__init__()
+        self.in_math, self.figure = in_math, int(FIGURE_BIT) if figure else 0
+
+    def __missing__(self, token: str) -> int:
+        bits = (int(SYMBOL_BIT) if is_symbol(token, self.in_math) else 0) | self.figure
+        if len(self) >= 1 << 18:
+            self.clear()
+        self[token] = bits
+        return bits
+
+
+_PLAIN, _INLINE, _FIGURE = _Flags(False, False), _Flags(True, False), _Flags(True, True)
+
+
+def classified_tokens(text: str) -> tuple[list[str], list[int]]:
+    """``math_tokens`` of ``text`` (taken per math / non-math segment) and their flag bits."""
+    tokens: list[str] = []
+    flags: list[int] = []
+
+    def add(part: str, context: _Flags) -> None:
+        toks = math_tokens(part)
+        tokens.extend(toks)
+        flags.extend(map(context.__getitem__, toks))
+
+    pos = 0
+    for m in _MATH.finditer(text):
+        if m.start() > pos:
+            add(text[pos : m.start()], _PLAIN)
+        add(m.group(), _INLINE if m.group("fig") is None else _FIGURE)
+        pos = m.end()
+    if pos < len(text):
+        add(text[pos:], _PLAIN)
+    return tokens, flags
+
+
+def pack_tokens(tokens: list[str], flags: list[int], hashes: np.ndarray | None = None) -> np.ndarray:
+    """uint32 codes: 30-bit token hash | flag bits (``hashes``: precomputed 64-bit token hashes)."""
+    if hashes is None:
+        hashes = np.fromiter((xxhash.xxh3_64_intdigest(t.encode()) for t in tokens), dtype=np.uint64,
+                             count=len(tokens))
+    return (hashes & np.uint64(int(HASH_MASK))).astype(np.uint32) | np.asarray(flags, dtype=np.uint32)
