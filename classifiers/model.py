@@ -22,7 +22,7 @@ import numpy as np
 
 from classifiers.data import MATH, OTHER, Example, file_fingerprints, load_examples, split
 from classifiers.metrics import evaluation_report, threshold_for
-from classifiers.preprocess import MAX_CHARS, MAX_TOKENS, prepare
+from classifiers.preprocess import MAX_CHARS, MAX_TOKENS, VERSION, prepare
 from corpus.errors import MathcorpusError
 from corpus.io import write_json
 
@@ -90,7 +90,7 @@ def _line(ex: Example, p: TrainParams) -> str:
 
 def data_fingerprint(params: TrainParams, data: dict[str, list[dict]], extra: Sequence[Example] = ()) -> str:
     """Identity of a training run: parameters (threads aside), input file hashes and any extra examples."""
-    p = {k: v for k, v in asdict(params).items() if k != "threads"}
+    p = {k: v for k, v in asdict(params).items() if k != "threads"} | {"preprocess_version": VERSION}
     h = hashlib.sha256(json.dumps({"params": p, "data": {k: [f["sha256"] for f in v] for k, v in data.items()}},
                                   sort_keys=True).encode())
     for ex in extra:
@@ -125,6 +125,7 @@ def train_model(
             _train_in_fresh_process(str(train_file), params.fasttext_kwargs(), str(tmp_bin))
         except ModelError as e:
             raise ModelError(f"{output_dir}: {e}") from None
+        (out / CARD_FILE).unlink(missing_ok=True)  # a card describes the model beside it: the old one goes first
         os.replace(tmp_bin, out / MODEL_FILE)
     finally:
         for f in (train_file, tmp_bin):
@@ -155,8 +156,8 @@ def train_model(
         "model_file": MODEL_FILE,
         "labels": [MATH, OTHER],
         "params": asdict(params),
-        "preprocess": {"function": "classifiers.preprocess.prepare", "max_chars": params.max_chars,
-                       "max_tokens": params.max_tokens},
+        "preprocess": {"function": "classifiers.preprocess.prepare", "version": VERSION,
+                       "max_chars": params.max_chars, "max_tokens": params.max_tokens},
         "data": data or {},
         "counts": {"train": {MATH: count(train, MATH), OTHER: count(train, OTHER)},
                    "validation": {MATH: count(valid, MATH), OTHER: count(valid, OTHER)}},
@@ -239,6 +240,9 @@ class MathClassifier:
         self.bin_path, self.card_path = model_paths(path)
         self.card = read_card(path, missing_ok=True) or {}
         pre = self.card.get("preprocess", {})
+        if pre and pre.get("version", 1) != VERSION:
+            raise ModelError(f"{self.card_path}: model trained with preprocessing version {pre.get('version', 1)}, "
+                             f"this code has version {VERSION}: retrain it (mathcorpus classify train)")
         self.max_chars = int(pre.get("max_chars", MAX_CHARS))
         self.max_tokens = int(pre.get("max_tokens", MAX_TOKENS))
         self.threshold = float(threshold if threshold is not None else self.card.get("threshold", 0.5))

@@ -3,93 +3,122 @@
 fastText splits on whitespace and sees each line as one example, so we turn a document into one line of
 space-separated tokens that keep the math signal:
 
-* the input is cut to ``max_chars`` characters *first* (before any normalization), and the output to
-  ``max_tokens`` tokens: the head of a document is enough to recognize math, and fastText's cost grows
-  with the tokens it is given;
-* NFKC + case folding (:func:`corpus.normalize.fold`, shared with dedup/decontam; its semantics are untouched);
+* math-signal tokens come first: how many backslashes (TeX commands), ``$`` delimiters, ``^``/``_``
+  scripts, ``=`` and ``{`` the document holds in its first :data:`SIGNAL_CHARS` characters (more than the
+  words see: long articles often open with prose), each as a log2 bucket (``__tex5``, ``__dollar0`` ...).
+  fastText learns a weight per bucket, like a keyword prefilter's rule but as evidence next to the words.
+  They are repeated :data:`SIGNAL_REPEAT` times because fastText averages the embeddings of a line's
+  tokens: one token among 200 would hardly count;
+* the words come from a window of ``max_chars`` characters, cut *before* any other work: the head, or, when
+  the first formula delimiter comes after the head, half head and half from just before that delimiter;
+  the output is capped at ``max_tokens`` tokens. fastText's cost grows with the tokens it is given, and
+  the head plus the markup counts are enough to recognize math;
+* NFKC (only when the text is not NFKC already; frequent full-width punctuation is mapped first) + case
+  folding;
 * TeX commands are tokens (``\\frac``), and so are math delimiters (``\\(``/``\\[`` become ``$``), braces,
-  operators and other symbols (``^ _ = { } $``): they are the strongest math evidence a page carries;
+  operators and other symbols (``^ _ = { } $``);
 * numbers are normalized *for the classifier only*: every digit becomes ``0`` and runs are capped at 4
-  (``2024`` -> ``0000``, ``3.14159`` -> ``0 . 0000``), so the model learns number shapes, not values;
+  (``2024`` -> ``0000``, ``3.14159`` -> ``0 . 0000``; a number stays glued to letters it touches: ``x2`` ->
+  ``x0``), so the model learns number shapes;
 * CJK text is one token per character (Chinese has no spaces), also next to Latin letters (``a和b`` ->
   ``a 和 b``); with ``wordNgrams=3`` fastText then sees character bi- and trigrams, a segmentation-free
-  n-gram model for Chinese math text;
+  n-gram model for Chinese. Text whose first ``2 * max_tokens`` characters are mostly CJK (>= 2.5 UTF-8
+  bytes per character) is cut there (they hold about ``max_tokens`` tokens);
 * newlines and other whitespace become single spaces.
 
-Speed: text without CJK characters (most of it) is tokenized by inserting spaces around symbols with
-``str.replace`` and splitting on whitespace (C-level passes, no per-token Python work); CJK text goes
-through one ``findall`` of :data:`_TOKEN`, on the first ``2 * max_tokens`` characters when they hold enough
-tokens. Both paths give the same tokens as ``_TOKEN.findall`` on the whole folded text.
+Speed: every step is a C-level string pass (``str.count``/``find``/``translate``/``replace``/``split``/
+``join``, one ``re`` split with a group for non-ASCII symbols and CJK); no per-token or per-match Python code.
+:data:`VERSION` is recorded in model cards: a model is only scored with the preprocessing it was trained with.
 """
 
 from __future__ import annotations
 
 import re
+import unicodedata
 
-from corpus.normalize import fold
-
-MAX_CHARS = 3_000
-MAX_TOKENS = 512
+VERSION = 2  # 1: no signal tokens, head only, numbers split from letters, 3 000 chars / 512 tokens
+MAX_CHARS = 1_000
+MAX_TOKENS = 192
+SIGNAL_REPEAT = 8
+SIGNAL_CHARS = 12_000
 
 _CJK = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\u3040-\u30ff\uac00-\ud7af"
-_CJK_CHAR = re.compile(f"[{_CJK}]")
-_DELIMS = re.compile(r"\\[()\[\]]")
-_TOKEN = re.compile(
-    r"\\[a-z]+"                                 # TeX command
-    r"|\d+"                                     # number (shape normalized)
-    f"|[{_CJK}]"                                # CJK: one char per token
-    rf"|[^\W\d_{_CJK}]+"                        # word
-    r"|[^\s\w\u3000-\u303f\uff00-\uffef]"       # any other symbol: $ ^ _ = { } + < ...
-    r"|_"                                       # subscript
-)
-_NUMBER = re.compile(r"\d+")
-# non-CJK text: the non-ASCII symbols (CJK punctuation and full-width forms are separators, like whitespace),
-# non-ASCII digits, and a backslash or a TeX command before a non-ASCII letter (``\\é`` is two tokens)
-_NON_ASCII_SYMBOL = re.compile(r"[^\x00-\x7f\w\s]|[^\x00-\x7f\D]|\\[a-z]*+(?=[^\W\d_])")
-_ZEROS = re.compile("0+")  # numbers once every digit is "0" (a literal scans faster than \d)
-_SEPARATOR = re.compile(r"[\u3000-\u303f\uff00-\uffef]")
+# non-ASCII text: CJK characters and non-ASCII symbols become tokens of their own (split keeps the group)
+_OWN_TOKEN = re.compile(f"([{_CJK}]|[^\\x00-\\x7f\\w\\s])")
+# the most frequent non-ASCII characters of web/book text, replaced by plain passes before any regex or NFKC:
+# full-width punctuation by its NFKC form, typographic punctuation and CJK punctuation spaced as tokens
+_COMMON = [(c, unicodedata.normalize("NFKC", c)) for c in "，：（）；．？！＝＋－＜＞％"] + [
+    (c, f" {c} ") for c in "’‘“”—–…•·«»、。《》「」【】"] + [("\xa0", " "), ("\u3000", " ")]
+_ASCII_FOLD = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ123456789", "abcdefghijklmnopqrstuvwxyz000000000")
+_DELIMS = (("\\(", " $ "), ("\\)", " $ "), ("\\[", " $ "), ("\\]", " $ "))
 _ASCII_SYMBOLS = [(c, f" {c} ") for c in map(chr, range(128)) if not (c.isalnum() or c.isspace() or c == "\\")]
+# (name, substrings counted): a count c becomes level min(c.bit_length(), SIGNAL_LEVELS): 0, 1, 2-3, 4-7, ...
+_SIGNALS = (
+    ("tex", ("\\",)),
+    ("dollar", ("$",)),
+    ("script", ("^", "_")),
+    ("eq", ("=",)),
+    ("brace", ("{",)),
+)
+SIGNAL_LEVELS = 9
 
 
-def _shape(m: re.Match) -> str:
-    return "0" * min(len(m.group()), 4)
+def signal_tokens(text: str) -> list[str]:
+    """Log2-bucketed counts of math markup in ``text``: ``["__tex5", "__dollar0", ...]`` (level 0, no such
+    markup at all, is evidence too: plain prose)."""
+    return [f"__{name}{min(sum(text.count(c) for c in subs).bit_length(), SIGNAL_LEVELS)}" for name, subs in _SIGNALS]
 
 
-def _spaced_shape(m: re.Match) -> str:
-    return f" {_shape(m)} "
+def _window(text: str, max_chars: int) -> str:
+    """The first ``max_chars`` characters, or, when the first formula delimiter comes later, the first half
+    of them plus a half starting just before that delimiter (long articles often open with prose)."""
+    if len(text) <= max_chars:
+        return text
+    half = max_chars // 2
+    starts = [i for i in (text.find(d, half, SIGNAL_CHARS) for d in ("$", "\\(", "\\[")) if i >= 0]
+    if not starts or min(starts) < max_chars - half // 2:
+        return text[:max_chars]
+    i = min(starts) - half // 4
+    return text[:half] + "\n" + text[i : i + max_chars - half]
 
 
-def _spaced_symbol(m: re.Match) -> str:
-    s = m.group()
-    if s.isdecimal():
-        return "0"
-    return " " if _SEPARATOR.match(s) else f" {s} "
-
-
-def _regex_line(tokens: list[str], max_tokens: int) -> str:
-    return _NUMBER.sub(_shape, " ".join(tokens[:max_tokens]))
-
-
-def prepare(text: str, max_chars: int = MAX_CHARS, max_tokens: int = MAX_TOKENS) -> str:
+def prepare(text: str, max_chars: int = MAX_CHARS, max_tokens: int = MAX_TOKENS, signals: bool = True) -> str:
     """One line of classifier tokens for ``text`` (see the module docstring)."""
-    text = _DELIMS.sub(" $ ", text[:max_chars])
-    if not text.isascii() and _CJK_CHAR.search(text):
-        # about one token per CJK character: try the head first. With more than max_tokens tokens in it, the
-        # first max_tokens are exact (the cut can only change the head's last token).
-        head = text[: 2 * max_tokens]
-        tokens = _TOKEN.findall(fold(head))
-        if len(tokens) > max_tokens or len(head) == len(text):
-            return _regex_line(tokens, max_tokens)
-    text = fold(text)
+    head = " ".join(signal_tokens(text[:SIGNAL_CHARS]) * SIGNAL_REPEAT) + " " if signals else ""
+    text = _window(text, max_chars)
     if not text.isascii():
-        if _CJK_CHAR.search(text):
-            return _regex_line(_TOKEN.findall(text), max_tokens)
-        text = _NON_ASCII_SYMBOL.sub(_spaced_symbol, text)
+        if len(text) > 2 * max_tokens:
+            # mostly CJK (one token per character): the first 2 * max_tokens characters hold max_tokens tokens
+            cut = text[: 2 * max_tokens]
+            if len(cut.encode("utf-8")) >= 2.5 * len(cut):  # CJK characters take 3 bytes in UTF-8
+                text = cut
+        for char, plain in _COMMON:
+            if char in text:
+                text = text.replace(char, plain)
+    if text.isascii():
+        text = text.translate(_ASCII_FOLD)  # lower case, every digit "0"
+    else:
+        if not unicodedata.is_normalized("NFKC", text):
+            text = unicodedata.normalize("NFKC", text)
+        text = text.casefold()
+        for digit in "123456789":
+            if digit in text:
+                text = text.replace(digit, "0")
+        if _OWN_TOKEN.search(text):
+            text = " ".join(_OWN_TOKEN.split(text))
+    if "\\" in text:
+        for delim, spaced in _DELIMS:
+            if delim in text:
+                text = text.replace(delim, spaced)
+        text = text.replace("\\", " \\")
     for symbol, spaced in _ASCII_SYMBOLS:
         if symbol in text:
             text = text.replace(symbol, spaced)
-    for digit in "123456789":
-        if digit in text:
-            text = text.replace(digit, "0")
-    text = _ZEROS.sub(_spaced_shape, text.replace("\\", " \\"))
-    return " ".join(text.split(None, max_tokens)[:max_tokens])
+    while "00000" in text:  # number shapes: runs of at most 4 zeros
+        text = text.replace("00000", "0000")
+    tokens = text.split(None, max_tokens)
+    if not tokens:
+        return ""  # nothing to classify (scores 0)
+    if len(tokens) > max_tokens:
+        del tokens[max_tokens:]
+    return head + " ".join(tokens)

@@ -10,6 +10,7 @@ extra negatives, so the model learns the pool's own general text and does not dr
 Layout (every round is kept; a rerun skips rounds whose ``report.json`` exists)::
 
     {out}/round_01/model/model.bin, model.json   the round's classifier and its card
+    {out}/round_01/scores/NNNNN.parquet           the pool scored by the round's model (one file per task)
     {out}/round_01/scores.parquet                 id, url, domain, math_score of every pool document
     {out}/round_01/candidates.jsonl               new positives found in this round (id, url, domain, text)
     {out}/round_01/negatives.jsonl                pool negatives sampled in this round
@@ -24,7 +25,7 @@ import json
 import os
 import time
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,7 @@ import pyarrow as pa
 
 from classifiers.data import MATH, OTHER, RECORD_EXT, Example
 from classifiers.model import MathClassifier, TrainParams, train_from_files
+from corpus.errors import MathcorpusError
 from corpus.io import InputError, Reject, expand_paths, iter_records, write_json, write_jsonl, write_parquet
 
 
@@ -151,7 +153,45 @@ def _read_examples(path: Path, label: str) -> list[Example]:
     return [Example(r["text"], label, r["id"]) for r in (json.loads(line) for line in path.open(encoding="utf-8"))]
 
 
-def run_rounds(
+class RecallError(MathcorpusError):
+    """A recall round that cannot go on."""
+
+
+@dataclass(frozen=True)
+class ScoreRequest:
+    """What :func:`iter_rounds` needs before it can go on: the pool scored by ``model`` (at ``threshold``),
+    written as Parquet files with columns ``id, url, domain, math_score`` under ``scores_dir``."""
+
+    round: int
+    model: str
+    threshold: float
+    scores_dir: str
+
+
+POOL_SCORES_SCHEMA = pa.schema([("id", pa.string()), ("url", pa.string()), ("domain", pa.string()),
+                                ("math_score", pa.float32())])
+
+
+def pool_scores_table(ps: PoolScores) -> pa.Table:
+    return pa.table({"id": ps.ids, "url": ps.urls, "domain": ps.domains, "math_score": ps.scores},
+                    schema=POOL_SCORES_SCHEMA)
+
+
+def read_pool_scores(scores_dir: str, round_no: int) -> PoolScores:
+    """The scores written for a :class:`ScoreRequest` (files in name order, i.e. rank order)."""
+    import pyarrow.parquet as pq
+
+    files = sorted(Path(scores_dir).glob("*.parquet")) if Path(scores_dir).is_dir() else []
+    if not files:
+        raise RecallError(f"round {round_no}: no pool scores under {scores_dir} (the scoring phase of the round "
+                          "must run before the round goes on)")
+    t = pa.concat_tables([pq.read_table(f, columns=POOL_SCORES_SCHEMA.names).cast(POOL_SCORES_SCHEMA)
+                          for f in files])
+    return PoolScores(t.column("id").to_pylist(), t.column("url").to_pylist(), t.column("domain").to_pylist(),
+                      t.column("math_score").to_numpy(zero_copy_only=False).astype(np.float32))
+
+
+def iter_rounds(
     output_dir: str,
     pool: Sequence[str],
     positives: Sequence[str],
@@ -160,8 +200,13 @@ def run_rounds(
     *,
     initial_model: str | None = None,
     progress=lambda msg: None,
-) -> dict[str, Any]:
-    """Run (or resume) ``cfg.rounds`` recall rounds; returns the summary written to ``recall.json``."""
+) -> Generator[ScoreRequest, None, dict[str, Any]]:
+    """Run (or resume) ``cfg.rounds`` recall rounds, leaving the pool scoring to the caller: each round trains
+    its model here, yields a :class:`ScoreRequest`, and once resumed reads the scores from its ``scores_dir``
+    and does the domain statistics, candidates and report. Returns the summary written to ``recall.json``.
+
+    :func:`run_rounds` scores in this process; the ``recall`` stage runs each request as an executor phase.
+    """
     cfg = cfg or RecallConfig()
     out = Path(output_dir)
     extra_pos: dict[str, Example] = {}
@@ -187,10 +232,10 @@ def run_rounds(
                                         extra=[*extra_pos.values(), *extra_neg.values()], reuse=True)
             clf = MathClassifier(model_path, threshold=cfg.threshold)
             progress(f"round {n}: scoring the pool (threshold {clf.threshold:.3f})")
-            ps = score_pool(clf, pool, cfg.batch_size)
+            yield ScoreRequest(n, model_path, clf.threshold, str(rdir / "scores"))
+            ps = read_pool_scores(str(rdir / "scores"), n)
             exp = expand_domains(ps, clf.threshold, cfg)
-            write_parquet(pa.table({"id": ps.ids, "url": ps.urls, "domain": ps.domains,
-                                    "math_score": pa.array(ps.scores, pa.float32())}), str(rdir / "scores.parquet"))
+            write_parquet(pool_scores_table(ps), str(rdir / "scores.parquet"))
             wanted = {ps.ids[i] for i in exp["candidates"]} | {ps.ids[i] for i in exp["negatives"]}
             texts = _texts_for(pool, wanted) if wanted else {}
             write_jsonl((json.dumps({**texts[ps.ids[i]], "domain": ps.domains[i], "math_score": float(ps.scores[i])},
@@ -236,3 +281,18 @@ def run_rounds(
     write_json(summary, str(out / "recall.json"))
     return summary
 
+
+def run_rounds(output_dir: str, pool: Sequence[str], positives: Sequence[str], negatives: Sequence[str],
+               cfg: RecallConfig | None = None, **options: Any) -> dict[str, Any]:
+    """:func:`iter_rounds` (same arguments and ``initial_model``/``progress`` options) with the pool scored in
+    this process; returns the summary (``recall.json``)."""
+    cfg = cfg or RecallConfig()
+    rounds = iter_rounds(output_dir, pool, positives, negatives, cfg, **options)
+    try:
+        req = next(rounds)
+        while True:
+            ps = score_pool(MathClassifier(req.model, threshold=req.threshold), pool, cfg.batch_size)
+            write_parquet(pool_scores_table(ps), f"{req.scores_dir}/00000.parquet")
+            req = rounds.send(None)
+    except StopIteration as done:
+        return done.value

@@ -81,21 +81,31 @@ def _cli(*args: str) -> subprocess.CompletedProcess:
 
 
 def test_prepare_keeps_math_signal():
-    out = prepare("Let $x^2+3x=10$.\nThen \\(\\frac{a}{b}\\) is 3.14159 in 2024!")
+    out = prepare("Let $x^2+3x=10$.\nThen \\(\\frac{a}{b}\\) is 3.14159 in 2024!", signals=False)
     assert "\n" not in out
     toks = out.split(" ")
     for t in ("\\frac", "$", "^", "=", "{", "}", "x"):
         assert t in toks
     assert "0000" in toks and "2024" not in out and "3" not in toks  # numbers normalized to their shape
-    assert prepare("Σ Ｘ") == prepare("σ x")  # NFKC + case folding
-    assert prepare("求解方程组") == "求 解 方 程 组"  # CJK: one token per character
-    assert prepare("a和b的x2") == "a 和 b 的 x 0"  # ... also next to Latin letters
-    # text without CJK takes the str.replace fast path, text with CJK the regex path: same tokens
-    mixed = "Let $x^2 \\le y$ — café, naïve ½ “quoted” \\fracé, x_1=3.14159… x٣٤\tend"
-    assert prepare(mixed + " 中") == prepare(mixed) + " 中"
-    assert "\\frac é" in prepare(mixed) and "0 ⁄ 0" in prepare(mixed)
-    assert len(prepare("word " * 5000, max_tokens=100).split(" ")) == 100
-    assert len(prepare("a" * 50_000, max_chars=1000)) == 1000
+    assert prepare("Σ Ｘ，（ｙ）") == prepare("σ x, (y)")  # NFKC + case folding
+    assert prepare("求解方程组", signals=False) == "求 解 方 程 组"  # CJK: one token per character
+    assert prepare("a和b的x2。", signals=False) == "a 和 b 的 x0 。"  # ... also next to Latin letters
+    # ASCII, mostly-ASCII and CJK text take different paths to the same tokens
+    mixed = "Let $x^2 \\le y$ — café, naïve ½ “quoted” x_1=3.14159… \tend"
+    assert prepare(mixed + " 中", signals=False) == prepare(mixed, signals=False) + " 中"
+    assert prepare("x — “y”", signals=False) == "x — “ y ”"
+    assert len(prepare("word " * 5000, max_tokens=100, signals=False).split(" ")) == 100
+    assert len(prepare("a" * 50_000, max_chars=1000, signals=False)) == 1000
+
+
+def test_prepare_signal_tokens_see_past_the_window():
+    prose = "Words about a topic. " * 200  # 4 200 characters of prose before any formula
+    tex = prose + "Then $\\frac{a}{b} = x^2$ and $\\sum_i y_i$."
+    plain, math = prepare(prose, max_chars=1000), prepare(tex, max_chars=1000)
+    assert "__tex0" in plain.split(" ") and "__dollar0" in plain.split(" ")
+    assert "__tex2" in math.split(" ") and "__dollar3" in math.split(" ")  # 2 backslashes, 4 dollars
+    assert "\\frac" in math.split(" ")  # the word window jumps to the first formula
+    assert "\\frac" not in prepare(tex, max_chars=5000).split(" ")[:40]
 
 
 def test_metrics_and_thresholds():
@@ -119,6 +129,22 @@ def test_split_is_deterministic_and_order_free():
 
 
 # ---- training / model card / quality ----------------------------------------------------------------------
+
+
+def test_model_trained_with_other_preprocessing_is_refused(model, tmp_path):
+    import shutil
+
+    from classifiers.model import ModelError
+    from classifiers.preprocess import VERSION
+
+    old = tmp_path / "old"
+    shutil.copytree(model, old)
+    card = json.loads((old / "model.json").read_text())
+    assert card["preprocess"]["version"] == VERSION
+    card["preprocess"]["version"] = VERSION - 1
+    (old / "model.json").write_text(json.dumps(card))
+    with pytest.raises(ModelError, match="preprocessing version"):
+        MathClassifier(str(old))
 
 
 def test_train_writes_card_and_classifies_held_out_seed(model, seed):
@@ -246,6 +272,17 @@ def test_expand_domains_finds_math_paths():
     assert len(exp["negatives"]) == 2 and all(urls[i].startswith("https://g.com") for i in exp["negatives"])
 
 
+def test_iter_rounds_waits_for_the_pool_scores(model, seed, tmp_path):
+    from classifiers.recall import RecallError, ScoreRequest, iter_rounds
+
+    rounds = iter_rounds(str(tmp_path / "r"), [seed["pos_test"]], [seed["pos"]], [seed["neg"]],
+                         RecallConfig(rounds=1, threshold=0.5), initial_model=model)
+    req = next(rounds)
+    assert req == ScoreRequest(1, model, 0.5, str(tmp_path / "r" / "round_01" / "scores"))
+    with pytest.raises(RecallError, match="no pool scores"):
+        rounds.send(None)  # nobody scored the pool: the round cannot go on
+
+
 def test_recall_rounds_resume(seed, shared_data, tmp_path):
     s = shared_data / "seed"
     math_pages = _take(s / "math_text.jsonl", 6, start=400)
@@ -336,6 +373,9 @@ stages:
     report = json.loads((Path(recall["dir"]) / "recall" / "round_01" / "report.json").read_text())
     assert report["pool_documents"] == len(docs) and "math.example.org" in report["new_domains"]
     assert "books.example.com" not in report["new_domains"]
+    # the round's pool scoring ran as an executor phase, one scores file per task
+    assert len(list((Path(recall["dir"]) / "recall" / "round_01" / "scores").glob("*.parquet"))) == 2
+    assert (Path(recall["dir"]) / "logs" / "score_round_01").is_dir()
 
 
 def test_score_step_removes_below_threshold(model, seed, tmp_path):

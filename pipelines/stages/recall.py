@@ -1,14 +1,22 @@
 """``recall``: iterative recall rounds with domain expansion over the documents reaching this stage.
 
-The documents pass through unchanged (kept); in the driver, :func:`classifiers.recall.run_rounds` treats them as
-the pool (they need ``url`` or ``domain``), trains a model per round on the seed files plus what earlier rounds
-found, and writes ``{stage_dir}/recall/round_NN/`` (model, scores, candidates, report) and ``recall.json``.
-Finished rounds are skipped on a rerun. Use it after ``extract`` (and ``filter``) on a web crawl, then point a
-``classify`` stage's ``model_path`` at the last round's model.
+The documents pass through unchanged (kept) and are the pool. Each round (:func:`classifiers.recall.iter_rounds`)
+trains its model in the driver on the seed files plus what earlier rounds found, then scores the pool as an
+executor phase (``score_round_NN``: one task per shard group, each writes ``id, url, domain, math_score`` of its
+documents), and back in the driver computes the per-domain recall shares, math URL paths, candidates and the
+round report under ``{stage_dir}/recall/round_NN/``, plus ``recall.json``. The documents need ``url`` or
+``domain``. Finished rounds are skipped on a rerun. Use it after ``extract`` (and ``filter``) on a web crawl,
+then point a ``classify`` stage's ``model_path`` at the last round's model.
+
+The phases of a round are produced one at a time (``build`` is a generator): the runner runs each phase before
+it asks for the next one, so round N+1 is trained on the scores of round N.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
+from datatrove.pipeline.base import PipelineStep
 from pydantic import Field
 
 from pipelines.registry import Phase, StageContext, StageSettings, StageSpec
@@ -28,18 +36,65 @@ class RecallSettings(StageSettings):
     negative_ratio: float = Field(1.0, ge=0)
     negative_max_score: float = Field(0.1, ge=0, le=1)
     threshold: float | None = Field(None, ge=0, le=1, description="recall threshold (default: card threshold)")
+    batch_size: int = Field(1024, ge=1, description="documents per batched fastText call when scoring the pool")
 
 
-def build(settings: RecallSettings, ctx: StageContext) -> list[Phase]:
-    return [Phase("pass", [ParquetShardReader(ctx.input_dir), ParquetShardWriter(ctx.kept_dir)], tasks=ctx.tasks)]
+class PoolScoreStep(PipelineStep):
+    """Scores the documents of a rank with a round's model; writes ``{scores_dir}/{rank:05d}.parquet``."""
+
+    name = "🧮 recall pool scores"
+    type = "🔬 - CLASSIFIER"
+
+    def __init__(self, model: str, threshold: float, scores_dir: str, batch_size: int = 1024):
+        super().__init__()
+        self.model, self.threshold, self.scores_dir, self.batch_size = model, threshold, scores_dir, batch_size
+
+    def run(self, data=None, rank: int = 0, world_size: int = 1):
+        from classifiers.recall import PoolScores, domain_of, pool_scores_table
+        from classifiers.score import batched, load_classifier
+        from corpus.io import write_parquet
+
+        clf = load_classifier(self.model, self.threshold)
+        ids, urls, domains, scores = [], [], [], []
+        for batch in batched(data or (), self.batch_size):
+            with self.track_time():
+                scores.extend(clf.score([d.text for d in batch]).tolist())
+            for d in batch:
+                ids.append(str(d.id))
+                urls.append(d.metadata.get("url"))
+                domains.append(domain_of(d.metadata.get("url"), d.metadata.get("domain")))
+            self.stat_update("scored", value=len(batch))
+            self.stat_update("recalled", value=sum(s >= clf.threshold for s in scores[-len(batch):]))
+        import numpy as np
+
+        write_parquet(pool_scores_table(PoolScores(ids, urls, domains, np.asarray(scores, dtype=np.float32))),
+                      f"{self.scores_dir}/{rank:05d}.parquet")
+        yield from ()
+
+
+def build(settings: RecallSettings, ctx: StageContext) -> Iterator[Phase]:
+    from classifiers.recall import RecallConfig, iter_rounds
+
+    yield Phase("pass", [ParquetShardReader(ctx.input_dir), ParquetShardWriter(ctx.kept_dir)], tasks=ctx.tasks)
+    cfg = RecallConfig(**settings.model_dump(exclude={"train"}), params=settings.train.params())
+    rounds = iter_rounds(f"{ctx.stage_dir}/recall", [ctx.kept_dir], settings.train.positives_paths,
+                         settings.train.negatives_paths, cfg, progress=lambda m: print(f"    recall: {m}"))
+    try:
+        req = next(rounds)
+        while True:
+            step = PoolScoreStep(req.model, req.threshold, req.scores_dir, settings.batch_size)
+            yield Phase(f"score_round_{req.round:02d}", [ParquetShardReader(ctx.kept_dir), step], tasks=ctx.tasks)
+            req = rounds.send(None)
+    except StopIteration as done:
+        ctx.extra["recall_summary"] = done.value
 
 
 def finalize(settings: RecallSettings, ctx: StageContext) -> dict:
-    from classifiers.recall import RecallConfig, run_rounds
+    summary = ctx.extra.get("recall_summary")
+    if summary is None:
+        from classifiers.recall import RecallError
 
-    cfg = RecallConfig(**settings.model_dump(exclude={"train"}), params=settings.train.params())
-    summary = run_rounds(f"{ctx.stage_dir}/recall", [ctx.kept_dir], settings.train.positives_paths,
-                         settings.train.negatives_paths, cfg)
+        raise RecallError(f"recall: {ctx.stage_dir}: the rounds did not finish (no summary)")
     last = summary["rounds"][-1]
     return {"rounds": len(summary["rounds"]), "recalled": last["recalled"], "math_domains": last["math_domains"],
             "model": last["model"], "report": f"{ctx.stage_dir}/recall/recall.json"}
