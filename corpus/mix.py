@@ -435,7 +435,7 @@ def write_shard(plan: Plan, shard: int, work_dir: str, out_dir: str, cfg: MixCon
             pieces.append(ipc.open_file(src).read_all())
     if not pieces:
         raise MixError(f"shard {name}: no buckets found under {work_dir}/buckets (rerun the scatter)")
-    table = pa.concat_tables(pieces)
+    table = pa.concat_tables(pieces, promote_options="default")  # buckets may differ in nullability
     if table.num_rows != expected:
         raise MixError(f"shard {name}: {table.num_rows} rows in buckets, {expected} planned (rerun the scatter)")
     table = table.take(pc.sort_indices(table.column("_pos")))

@@ -121,6 +121,21 @@ def test_overlapping_sources_are_rejected(inputs):
         build_plan(cfg, str(inputs))
 
 
+def test_upsampled_and_plain_files_in_one_shard(inputs, tmp_path):
+    """A shard gathering one file's repeated copies (renamed ids) and another file's plain rows still writes."""
+    rows = pq.read_table(inputs / "a.parquet").slice(0, 300)  # English web only: no copies
+    code = pq.read_table(inputs / "b.parquet").slice(150)  # code: upsampled below
+    write_parquet(rows, str(tmp_path / "a.parquet"))
+    write_parquet(code, str(tmp_path / "b.parquet"))
+    cfg = MixConfig.model_validate({"sources": {
+        "web_en": {"match": {"source": "web"}, "weight": 0.3},
+        "code": {"match": {"source": "code"}, "weight": 0.7, "max_epochs": 4}}, "shard_bytes": 10**9, "seed": 3})
+    m = run_mix(cfg, str(tmp_path / "out"), default_inputs=str(tmp_path))
+    assert len(m["shards"]) == 1 and m["sources"]["code"]["epochs"] > 1
+    ids = pq.read_table(tmp_path / "out" / m["shards"][0]["file"]).column("id").to_pylist()
+    assert len(ids) == len(set(ids)) == m["documents"]
+
+
 # ---- the written mix ---------------------------------------------------------------------------------------
 
 
