@@ -7,7 +7,16 @@ import numpy as np
 PAIR_DTYPE = np.dtype([("a", "<u8"), ("b", "<u8")])
 
 
-def bucket_pairs(keys: np.ndarray, gids: np.ndarray, max_bucket_pairs: int = 32,
+def unique_pairs(pairs: np.ndarray) -> np.ndarray:
+    """Sorted, duplicate-free pairs (a two-key lexsort: far faster than ``np.unique`` on the structured dtype)."""
+    if len(pairs) < 2:
+        return pairs
+    pairs = pairs[np.lexsort((pairs["b"], pairs["a"]))]
+    new = np.r_[True, (pairs["a"][1:] != pairs["a"][:-1]) | (pairs["b"][1:] != pairs["b"][:-1])]
+    return pairs[new]
+
+
+def bucket_pairs(keys: np.ndarray, gids: np.ndarray, max_bucket_pairs: int = 8,
                  skip: np.ndarray | None = None) -> np.ndarray:
     """Candidate pairs ``(a, b)`` with ``a < b`` among documents sharing a key.
 
@@ -42,4 +51,4 @@ def bucket_pairs(keys: np.ndarray, gids: np.ndarray, max_bucket_pairs: int = 32,
         a, b = a[~both], b[~both]
     pairs = np.empty(len(a), dtype=PAIR_DTYPE)
     pairs["a"], pairs["b"] = np.minimum(a, b), np.maximum(a, b)
-    return np.unique(pairs)
+    return unique_pairs(pairs)

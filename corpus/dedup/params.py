@@ -34,7 +34,7 @@ class DedupConfig:
     edit_rate: float = 0.2  # differing tokens allowed per text token beyond exact_tokens; < 0: no token diff
     exact_tokens: int = 40  # texts this short (tokens outside figures) must match token for token
     symbol_change_rate: float = 0.002  # math symbols replaced by other symbols, per text token; < 0 disables
-    max_bucket_pairs: int = 32  # buckets larger than this emit star + chain pairs instead of all pairs
+    max_bucket_pairs: int = 8  # buckets larger than this emit star + chain pairs (linear) instead of all pairs
     seed: int = 42
     fn_weight: float = 0.9  # optimizer weights: favour recall, verification restores precision
 

@@ -50,7 +50,7 @@ class DedupSettings(StageSettings):
                               "token, apart from text added before/after")
     symbol_change_rate: float = Field(0.002, le=1, description="math symbols (numbers, variables, TeX, operators) "
                                       "replaced by other symbols, per text token; negative disables")
-    max_bucket_pairs: int = Field(32, ge=2)
+    max_bucket_pairs: int = Field(8, ge=2, description="buckets with more members give star + chain pairs, not all")
     seed: int = 42
     priority: list[str] = Field(default_factory=lambda: ["source", "math_score", "length"])
     source_rank: list[str] = Field(default_factory=lambda: ["book", "exam", "web", "code", "synthetic", "other"])

@@ -14,7 +14,7 @@ import pyarrow as pa
 from datatrove.data import DocumentsPipeline
 from datatrove.pipeline.base import PipelineStep
 
-from corpus.dedup.buckets import PAIR_DTYPE, bucket_pairs
+from corpus.dedup.buckets import PAIR_DTYPE, bucket_pairs, unique_pairs
 from corpus.dedup.components import LABEL_DTYPE, NODE_LABEL_DTYPE, propagation_round
 from corpus.dedup.minhash import band_keys, doc_features, signatures
 from corpus.dedup.params import DedupConfig
@@ -151,7 +151,7 @@ class DedupBuckets(PipelineStep):
         lo, hi = (part * 2**64) // self.partitions, ((part + 1) * 2**64) // self.partitions
         with self.track_time():
             found = [self._band_pairs(b, lo, hi) for b in range(self.config.band_shape[0] + 1) if b % groups == group]
-            pairs = np.unique(np.concatenate(found)) if found else np.empty(0, PAIR_DTYPE)
+            pairs = unique_pairs(np.concatenate(found)) if found else np.empty(0, PAIR_DTYPE)
             self.stat_update("candidate_pairs", value=len(pairs))
             owner = split_gid(pairs["a"])[0]
             for target in range(self.shards):
@@ -174,7 +174,7 @@ class DedupVerify(PipelineStep):
         with self.track_time():
             files = [f for f in _npy_files(f"{self.work_root}/pairs") if os.path.basename(f) == f"{rank:05d}.npy"]
             parts = [np.asarray(load_array(f, mmap=False)) for f in files]
-            pairs = np.unique(np.concatenate(parts)) if parts else np.empty(0, PAIR_DTYPE)
+            pairs = unique_pairs(np.concatenate(parts)) if parts else np.empty(0, PAIR_DTYPE)
             store = ShardSet(self.work_root, self.index_root)
             own = store.shard(rank)
             own.load_ragged("shingles")
