@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from corpus.dedup.store import split_gid
+
 PAIR_DTYPE = np.dtype([("a", "<u8"), ("b", "<u8")])
 
 
@@ -14,6 +16,14 @@ def unique_pairs(pairs: np.ndarray) -> np.ndarray:
     pairs = pairs[np.lexsort((pairs["b"], pairs["a"]))]
     new = np.r_[True, (pairs["a"][1:] != pairs["a"][:-1]) | (pairs["b"][1:] != pairs["b"][:-1])]
     return pairs[new]
+
+
+def pair_owner(pairs: np.ndarray, shards: int) -> np.ndarray:
+    """The shard whose task verifies each pair: one side's or the other's by a hash bit, so cross-shard pairs
+    spread evenly instead of all landing on the lower shard; a side in a saved index (rank >= shards) never owns."""
+    ra, rb = split_gid(pairs["a"])[0], split_gid(pairs["b"])[0]
+    flip = ((pairs["a"] ^ pairs["b"]) * np.uint64(0x9E3779B97F4A7C15)) >> np.uint64(63)
+    return np.where((flip == 1) & (rb < shards), rb, ra)
 
 
 def bucket_pairs(keys: np.ndarray, gids: np.ndarray, max_bucket_pairs: int = 8,

@@ -14,7 +14,7 @@ import pyarrow as pa
 from datatrove.data import DocumentsPipeline
 from datatrove.pipeline.base import PipelineStep
 
-from corpus.dedup.buckets import PAIR_DTYPE, bucket_pairs, unique_pairs
+from corpus.dedup.buckets import PAIR_DTYPE, bucket_pairs, pair_owner, unique_pairs
 from corpus.dedup.components import LABEL_DTYPE, NODE_LABEL_DTYPE, propagation_round
 from corpus.dedup.minhash import band_keys, doc_features, signatures
 from corpus.dedup.params import DedupConfig
@@ -153,7 +153,7 @@ class DedupBuckets(PipelineStep):
             found = [self._band_pairs(b, lo, hi) for b in range(self.config.band_shape[0] + 1) if b % groups == group]
             pairs = unique_pairs(np.concatenate(found)) if found else np.empty(0, PAIR_DTYPE)
             self.stat_update("candidate_pairs", value=len(pairs))
-            owner = split_gid(pairs["a"])[0]
+            owner = pair_owner(pairs, self.shards)
             for target in range(self.shards):
                 save_array(pairs[owner == target], f"{self.work_root}/pairs/{rank:05d}/{target:05d}.npy")
         return
