@@ -6,6 +6,9 @@
    the raw page (MathJax scripts, KaTeX annotations, MathML, LaTeX images, ``<d-math>``, TeX delimiters in
    text); a formula survives when its TeX appears delimited as LaTeX (``$..$``, ``$$..$$``, ``\\(..\\)``,
    ``\\[..\\]``, ``[tex]``, or the ``\\begin{env}`` block itself; whitespace ignored) in the extracted text.
+   AsciiMath (back-ticks, ``math/asciimath`` scripts) counts for us when its LaTeX conversion appears delimited
+   (in back-ticks only when the converter gave up on it), for plain trafilatura when its AsciiMath source appears
+   in back-ticks (the best it can do); AsciiMath of only spacing (``\\ \\ \\``) is no formula.
 2. Main-text token F1 (lower-cased ``\\w+`` tokens, bag of words) on the general pages with ground truth
    (``web/ground_truth.jsonl``).
 3. Throughput: datatrove's ``Trafilatura`` extractor step vs our ``MathExtractor`` step over the same pages
@@ -34,24 +37,35 @@ def norm(s: str) -> str:
     return "".join(s.split())
 
 
-def delimited(tex: str) -> tuple[str, ...]:
+def delimited(tex: str, backticks: bool = True) -> tuple[str, ...]:
     """The written forms of a formula that count as LaTeX in an extracted text (whitespace removed)."""
     t = norm(tex)
     if t.startswith("\\begin{"):
         return (t,)
-    return (f"${t}$", f"\\({t}\\)", f"\\[{t}\\]", f"[tex]{t}[/tex]", f"[itex]{t}[/itex]", f"`{t}`")
+    return (f"${t}$", f"\\({t}\\)", f"\\[{t}\\]", f"[tex]{t}[/tex]", f"[itex]{t}[/itex]") + ((f"`{t}`",) * backticks)
 
 
-def survives(tex: str, text: str) -> bool:
-    return any(form in text for form in delimited(tex))
+def survives(forms: tuple[str, ...], text: str) -> bool:
+    return any(form in text for form in forms)
 
 
-def page_formulas(html: bytes) -> list[str]:
+def page_formulas(html: bytes) -> list[tuple[tuple[str, ...], tuple[str, ...]]]:
+    """Per formula, the written forms that count as kept (whitespace removed) for our extraction and for plain
+    trafilatura: the TeX delimited, except for AsciiMath: ours must hold its LaTeX conversion delimited as LaTeX
+    (or, when the converter gave up, the AsciiMath in back-ticks), plain trafilatura the AsciiMath in back-ticks."""
     from corpus.extract.html import decode_html, parse_html
     from corpus.extract.math import take_formulas
 
     tree = parse_html(decode_html(html)[0])
-    return [f.tex for f in take_formulas(tree).formulas]
+    out = []
+    for f in take_formulas(tree).formulas:
+        if f.kind == "asciimath":
+            out.append((delimited(f.tex, backticks=False), (f"`{norm(f.source or '')}`",)))
+        elif f.kind == "asciimath-raw":
+            out.append(((f"`{norm(f.tex)}`",),) * 2)
+        else:
+            out.append((delimited(f.tex),) * 2)
+    return out
 
 
 def preservation(files: list[Path], show_lost: bool = False) -> dict:
@@ -68,10 +82,10 @@ def preservation(files: list[Path], show_lost: bool = False) -> dict:
         except ExtractError:
             out = ""
         base = norm(trafilatura.extract(data.decode("utf-8", "replace")) or "")
-        lost = [t for t in formulas if not survives(t, out)]
+        lost = [forms[0] for forms, _ in formulas if not survives(forms, out)]
         total += len(formulas)
         ours += len(formulas) - len(lost)
-        plain += sum(1 for t in formulas if survives(t, base))
+        plain += sum(1 for _, forms in formulas if survives(forms, base))
         if show_lost and lost:
             print(f"  {f.name}: {len(lost)} of {len(formulas)} lost: " + " | ".join(t[:60] for t in lost[:12]))
     return {"pages": len(files), "formulas": total, "ours": ours, "plain": plain}

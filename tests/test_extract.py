@@ -108,6 +108,7 @@ MARKUP_PAGES = [
     '<div style="display:none"><dt-math>\\cache</dt-math></div>',
     "<p>Character references: &#36;x^2&#36; and &#92;(y&#92;) and &#x24;&#x24;z&#x24;&#x24;; [TEX]t[/TEX].</p>",
     '<script src="https://cdn.example.org/ASCIIMathML.js"></script><p>AsciiMath `a/b` and $c_1$ and \\[D\\].</p>',
+    '<script src="https://cdn.example.org/MathJax.js?config=TeX-MML-AM_CHTML"></script><p>`sqrt x` and $y$.</p>',
     "<p>No math at all: just prose, $5 prices and a [1] reference.</p>",
 ]
 
@@ -138,6 +139,27 @@ def test_formulas_in_captions_answer_boxes_and_loose_div_text_survive():
         assert tex in p.text, tex
     assert "Typing $2 \\times 7$ gives" in " ".join(p.text.split()).replace("**", "")
     assert p.formulas == p.formulas_kept == 5
+
+
+def test_asciimath_page_comes_out_as_latex_and_unconvertible_formulas_stay_asciimath(monkeypatch):
+    head = '<script src="https://cdn.example.org/MathJax.js?config=AM_CHTML"></script>'
+    body = ("<p>The sum `sum_(i=1)^n i = (n(n+1))/2` holds for every n,\\ \\ ` \\ \\ ` and `x_(i+1)` too.</p>"
+            '<div><script type="math/asciimath; mode=display">int_0^1 x^2 dx = 1/3</script></div>'
+            '<p>Inline script <script type="math/asciimath">[(a,b),(c,d)]</script> is a matrix, `y =\n2 \\ `so.</p>')
+    p = extract_page(page(body, head))
+    text = " ".join(p.text.split())
+    for tex in (r"$\sum_{i=1}^n i = \frac{n(n+1)}{2}$", "$x_{i+1}$", r"$$\int_0^1 x^2 dx = \frac{1}{3}$$",
+                r"$\begin{bmatrix} a & b \\ c & d \end{bmatrix}$", "$y = 2$ so"):  # wrapped line, edge spacing
+        assert tex in text, tex
+    assert "`" not in p.text and p.formula_kinds == {"asciimath": 5} and p.formulas == p.formulas_kept == 5
+
+    def fail(_: str) -> str:
+        raise RuntimeError("converter bug")
+
+    monkeypatch.setattr("corpus.extract.math.asciimath_to_latex", fail)
+    p = extract_page(page(body, head))
+    assert "`sum_(i=1)^n i = (n(n+1))/2`" in p.text and "$" not in p.text
+    assert p.formula_kinds == {"asciimath-raw": 6} and p.formulas_kept == 6  # the spacing one is kept too
 
 
 def test_canonical_link_gives_url_and_domain():

@@ -10,9 +10,11 @@ MathML -> LaTeX conversion), LaTeX images (``alt`` of latex.php / codecogs / tex
 pages that load AsciiMath). Each formula is replaced by a placeholder word that an extractor keeps verbatim;
 :func:`restore` turns the placeholders in the extracted text back into ``$...$`` / ``$$...$$``.
 
-AsciiMath stays AsciiMath, in back-ticks: no maintained converter to LaTeX is on PyPI (py-asciimath's last
-release is from 2020 and pins the deprecated ``lark-parser``, which shadows ``lark``; the newer ports tried
-drop brackets or mis-parse fractions, which would corrupt formulas).
+AsciiMath (``<script type="math/asciimath">``, display with ``mode=display``, and back-ticks on pages that load
+AsciiMath) is converted to LaTeX by :mod:`corpus.extract.asciimath` (kind ``asciimath``; the AsciiMath is kept in
+``Formula.source``); a formula it cannot convert stays AsciiMath in back-ticks (kind ``asciimath-raw``), and one
+of only spacing (``\\ \\ \\``) is dropped. (No maintained converter is on PyPI: py-asciimath's last release is
+from 2020 and pins the deprecated ``lark-parser``; the newer ports tried mis-parse fractions and drop brackets.)
 
 :func:`scan_markers` reads the raw page once and tells which tree passes can find anything (most pages carry
 no math markup); after the pass ``<figure>`` / ``<figcaption>`` blocks holding formulas become divs, and
@@ -29,6 +31,7 @@ from urllib.parse import parse_qs, unquote, urlparse
 
 from lxml import etree
 
+from corpus.extract.asciimath import asciimath_to_latex
 from corpus.extract.mathml import mathml_to_latex
 
 PLACEHOLDER = "ZqMATH{}Zq"
@@ -51,9 +54,11 @@ class Formula:
     tex: str
     display: bool
     kind: str  # mathjax | katex | mathml | mathml-alttext | mathml-converted | img | custom | text | asciimath
+    #            | asciimath-raw (AsciiMath the converter gave up on: ``tex`` is the AsciiMath)
+    source: str | None = None  # the AsciiMath an ``asciimath`` formula was converted from
 
     def render(self) -> str:
-        if self.kind == "asciimath":
+        if self.kind == "asciimath-raw":
             return f"`{self.tex}`"
         return f"$${self.tex}$$" if self.display else f"${self.tex}$"
 
@@ -65,10 +70,17 @@ class MathPass:
     formulas: list[Formula] = field(default_factory=list)
 
     def add(self, tex: str, display: bool, kind: str) -> str | None:
-        tex = clean_tex(tex)
+        """The placeholder for a new formula (AsciiMath is converted to LaTeX); None when there is no formula."""
+        tex, source = clean_tex(tex), None
+        if kind == "asciimath" and tex:
+            source = tex
+            try:
+                tex = asciimath_to_latex(source)
+            except Exception:  # noqa: BLE001 - a converter failure must not lose the formula: keep the AsciiMath
+                tex, kind = source, "asciimath-raw"
         if not tex:
             return None
-        self.formulas.append(Formula(tex, display, kind))
+        self.formulas.append(Formula(tex, display, kind, source))
         return PLACEHOLDER.format(len(self.formulas) - 1)
 
     def counts(self) -> dict[str, int]:
@@ -227,7 +239,7 @@ def _take_elements(root, mp: MathPass, classed_too: bool = True) -> None:
             if typ.startswith("math/tex") or typ.startswith("math/latex"):
                 _put(el, mp, el.text or "", "mode=display" in typ, "mathjax")
             elif typ.startswith("math/asciimath"):
-                _put(el, mp, el.text or "", False, "asciimath")
+                _put(el, mp, el.text or "", "mode=display" in typ, "asciimath")
             elif typ.startswith("math/mml"):
                 _put(el, mp, mathml_to_latex(el.text or "<math/>"), "display" in typ, "mathml-converted")
             continue
@@ -293,7 +305,7 @@ DELIMS = re.compile(
     r"|(?P<sd>(?<![\\$\w])\$(?P<sd_b>[^\s$](?:[^$\n]|\n(?!\s*\n)){0,2000}?)(?<![\s\\])\$(?![\w$]))",
     re.S | re.I,
 )
-ASCIIMATH = re.compile(r"(?<!\\)`([^`\n]{1,500}?)(?<!\\)`")
+ASCIIMATH = re.compile(r"(?<!\\)`((?:[^`\n]|\n(?!\s*\n)){1,500}?)(?<!\\)`")  # may wrap lines, not paragraphs
 OPENERS = re.compile(r"\$\$|\\\[|\\\(|\\begin\{(?:" + _ENVS + r")\*?\}|\[(?:tex|latex|math|itex|imath)\]", re.I)
 
 
@@ -324,8 +336,22 @@ def _sub_text(text: str, mp: MathPass, page_has_engine: bool, in_math_class: boo
 
     out = DELIMS.sub(repl, text) if ("$" in text or "\\" in text or "[" in text) else text
     if asciimath and "`" in out:
-        out = ASCIIMATH.sub(lambda m: mp.add(m.group(1), False, "asciimath") or m.group(0), out)
+        out = ASCIIMATH.sub(lambda m: _asciimath_sub(m.group(1), mp), out)
     return out
+
+
+def _asciimath_sub(body: str, mp: MathPass) -> str:
+    """The placeholder for a back-tick formula; the converter drops spacing (``\\ ``) at the formula's edges,
+    which separated it from the text around, so a plain space takes its place (a formula of only spacing
+    becomes one space)."""
+    ph = mp.add(body, False, "asciimath")
+    if ph is None:
+        return " "
+    if mp.formulas[-1].kind != "asciimath":
+        return ph
+    body = body.strip()
+    lead, trail = body.startswith("\\ "), body.endswith("\\") and not body.endswith("\\\\")
+    return (" " if lead else "") + ph + (" " if trail else "")
 
 
 def _unclosed(text: str) -> bool:
@@ -386,6 +412,8 @@ def _take_text(root, mp: MathPass, page_has_engine: bool, asciimath: bool, chars
 
 
 ENGINE_RE = re.compile(r"mathjax|katex|MathJax\.Hub|texmath|mathml|math/tex|asciimath", re.I)
+# MathJax v2 combined configurations that load AsciiMath: config=AM_CHTML, TeX-MML-AM_SVG, AM_HTMLorMML-full ...
+AM_CONFIG = re.compile(rb"[=,/\-]am_(?:chtml|htmlormml|svg)")
 
 
 def page_engines(root) -> tuple[bool, bool]:
@@ -395,7 +423,8 @@ def page_engines(root) -> tuple[bool, bool]:
         blob = (s.get("src") or s.get("href") or "") + " " + ((s.text or "")[:4000] if s.tag == "script" else "")
         if ENGINE_RE.search(blob):
             engine = True
-        if "asciimath" in blob.lower():
+        low = blob.lower()
+        if "asciimath" in low or ("am_" in low and AM_CONFIG.search(low.encode())):
             ascii_ = True
     return engine, ascii_
 
@@ -544,7 +573,7 @@ def scan_markers(html: str | bytes) -> Markers:
     for ref in _CHAR_REF.findall(raw):  # &#36; &#x24; &#92; &#x5c;
         opener = "$" if ref.endswith((b"36", b"24")) else "\\"
         text += opener if opener not in text else ""
-    if b"asciimath" in m:
+    if b"asciimath" in m or (b"am_" in low and AM_CONFIG.search(low)):
         text += "`"
     return Markers(classed=classed, tags=tags, hidden=b"<d-math" in m or b"<dt-math" in m or b"math/" in m,
                    engine=b"katex" in t or bool(_ENGINE_AT.search(m)), text=text)
