@@ -227,10 +227,25 @@ def child(system: str, folder: str, out: str, workers: int, shards: int) -> None
                    "cluster": cluster}, fh)
 
 
+IN_MEMORY_LIMIT_GB = 16  # datasketch keeps everything in one process: cap it before it takes the machine down
+
+
+def _cap_memory() -> None:
+    resource.setrlimit(resource.RLIMIT_AS, (IN_MEMORY_LIMIT_GB << 30, IN_MEMORY_LIMIT_GB << 30))
+
+
 def timed(system: str, folder: str, out: str, workers: int, shards: int) -> dict:
+    """Run one system in a child process; a child that fails (e.g. out of memory) is reported, not fatal."""
     shutil.rmtree(out, ignore_errors=True)
     cmd = [sys.executable, __file__, "--child", system, folder, out, str(workers), str(shards)]
-    subprocess.run(["nice", "-n", "5", *cmd], check=True)
+    t0 = time.perf_counter()
+    proc = subprocess.run(["nice", "-n", "5", *cmd], preexec_fn=_cap_memory if system == "datasketch" else None,
+                          stderr=subprocess.PIPE, text=True)
+    if proc.returncode != 0:
+        last = (proc.stderr.strip().splitlines() or [f"exit {proc.returncode}"])[-1]
+        why = f"out of memory at the {IN_MEMORY_LIMIT_GB} GiB cap" if "MemoryError" in proc.stderr else last[:120]
+        return {"seconds": float("nan"), "peak_mb": float("nan"), "removed": 0, "failed": why,
+                "after_seconds": time.perf_counter() - t0}
     with open(f"{out}.result.json") as fh:
         return json.load(fh)
 
@@ -350,9 +365,12 @@ def speed_benchmark(work: str, sizes: list[int], workers: int) -> dict:
             write_inputs(scale_documents(n), folder, 2)
         res = {s: timed(s, folder, f"{work}/scale_{n}_{s}", workers, 2) for s in ("ours", "datatrove", "datasketch")}
         for s, r in res.items():
+            if "failed" in r:
+                print(f"| {n:,} | {s} | did not finish: {r['failed']} (after {r['after_seconds']:.0f} s) | | | |")
+                continue
             ratio = "" if s == "ours" else f"{res['ours']['seconds'] / r['seconds']:.2f}"
             print(f"| {n:,} | {s} | {r['seconds']:.1f} | {r['peak_mb']:.0f} | {r['removed']:,} | {ratio} |")
-        out[n] = {s: {k: r[k] for k in ("seconds", "peak_mb", "removed")} for s, r in res.items()}
+        out[n] = {s: {k: r[k] for k in ("seconds", "peak_mb", "removed", "failed") if k in r} for s, r in res.items()}
     return out
 
 
