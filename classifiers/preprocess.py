@@ -36,15 +36,16 @@ from __future__ import annotations
 import re
 import unicodedata
 
+from corpus.normalize import CJK_CHARS
+
 VERSION = 2  # 1: no signal tokens, head only, numbers split from letters, 3 000 chars / 512 tokens
 MAX_CHARS = 1_000
 MAX_TOKENS = 192
 SIGNAL_REPEAT = 8
 SIGNAL_CHARS = 12_000
 
-_CJK = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\u3040-\u30ff\uac00-\ud7af"
 # non-ASCII text: CJK characters and non-ASCII symbols become tokens of their own (split keeps the group)
-_OWN_TOKEN = re.compile(f"([{_CJK}]|[^\\x00-\\x7f\\w\\s])")
+_OWN_TOKEN = re.compile(f"([{CJK_CHARS}]|[^\\x00-\\x7f\\w\\s])")
 # the most frequent non-ASCII characters of web/book text, replaced by plain passes before any regex or NFKC:
 # full-width punctuation by its NFKC form, typographic punctuation and CJK punctuation spaced as tokens
 _COMMON = [(c, unicodedata.normalize("NFKC", c)) for c in "，：（）；．？！＝＋－＜＞％"] + [

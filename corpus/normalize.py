@@ -19,14 +19,14 @@ import re
 import unicodedata
 from collections.abc import Iterator
 
-_CJK = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\u3040-\u30ff\uac00-\ud7af"  # one token per character
+CJK_CHARS = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\u3040-\u30ff\uac00-\ud7af"  # one token per char
 # Order matters: TeX commands before words, numbers before operators.
 _TOKEN_RE = re.compile(
     rf"""
     (?P<tex>\\[a-z]+)                                     # \frac, \alpha ...
   | (?P<num>\d+(?:\.\d+)?)                                # 12, 3.14
-  | (?P<cjk>[{_CJK}])
-  | (?P<word>[^\W\d_{_CJK}]+)                              # letters (after NFKC + casefold), not CJK
+  | (?P<cjk>[{CJK_CHARS}])
+  | (?P<word>[^\W\d_{CJK_CHARS}]+)                              # letters (after NFKC + casefold), not CJK
   | (?P<op>[+\-*/=<>^_!|%~&()\[\]]|[\u2190-\u21ff\u2200-\u22ff\u27c0-\u27ef\u2980-\u2aff\u00b1\u00d7\u00f7\u00ac])
     """,
     re.VERBOSE,

@@ -19,7 +19,7 @@ import re
 import numpy as np
 import xxhash
 
-from corpus.normalize import math_tokens
+from corpus.normalize import CJK_CHARS, math_tokens
 
 SYMBOL_BIT = np.uint32(1 << 31)
 FIGURE_BIT = np.uint32(1 << 30)
@@ -42,9 +42,11 @@ _NOT_VARIABLES = frozenset({"a", "i"})  # English words when outside math mode
 _PLAIN_OPERATORS = frozenset("+=<>^*")  # outside math, - / | ( ) etc. are mostly punctuation
 
 
+_CJK = re.compile(f"[{CJK_CHARS}]")
+
+
 def _is_cjk(t: str) -> bool:
-    return len(t) == 1 and ("\u3040" <= t <= "\u30ff" or "\u3400" <= t <= "\u9fff" or "\uac00" <= t <= "\ud7af"
-                            or "\uf900" <= t <= "\ufaff")
+    return len(t) == 1 and _CJK.match(t) is not None
 
 
 def is_symbol(token: str, in_math: bool) -> bool:
