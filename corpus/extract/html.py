@@ -17,7 +17,7 @@ from html import escape as html_escape
 from typing import Any
 from urllib.parse import urlparse
 
-from corpus.extract.math import PLACEHOLDER_RE, MathPass, restore, take_formulas, wrap_loose_formulas
+from corpus.extract.math import PLACEHOLDER_RE, MathPass, formula_blocks, restore, take_formulas, wrap_loose_formulas
 
 DEFAULT_MAX_BYTES = 10_000_000
 DEFAULT_TIMEOUT = 20.0
@@ -277,10 +277,11 @@ def math_text(
     import trafilatura
 
     mp = take_formulas(tree, html)
+    blocks = formula_blocks(tree) if mp.formulas else []
     opts = {**TRAFILATURA_OPTIONS, **(options or {})}
     retry = bool(mp.formulas) and recall_below > 0
     unwrapped = copy.deepcopy(tree) if retry else None
-    moved = wrap_loose_formulas(tree) if mp.formulas else set()
+    moved = wrap_loose_formulas(blocks)
     text = trafilatura.extract(tree, url=url, **opts)
     if not retry:
         return text, mp
@@ -290,8 +291,9 @@ def math_text(
         # a formula taken out of loose text is lost anyway, on a page with little paragraph text: the new
         # paragraphs may have tipped the extractor into dropping loose text; retry on the page as it was
         alt = trafilatura.extract(unwrapped, url=url, **opts)
-        if len(set(PLACEHOLDER_RE.findall(alt or ""))) > len(found):
-            text, found, best = alt, set(PLACEHOLDER_RE.findall(alt)), unwrapped
+        alt_found = set(PLACEHOLDER_RE.findall(alt or ""))
+        if len(alt_found) > len(found):
+            text, found, best = alt, alt_found, unwrapped
     kept = len(found)
     recall = {**opts, "favor_recall": True, "favor_precision": False, "include_comments": True}
     candidates = [lambda: trafilatura.extract(best, url=url, **recall)]

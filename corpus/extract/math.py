@@ -17,9 +17,9 @@ of only spacing (``\\ \\ \\``) is dropped. (No maintained converter is on PyPI: 
 from 2020 and pins the deprecated ``lark-parser``; the newer ports tried mis-parse fractions and drop brackets.)
 
 :func:`scan_markers` reads the raw page once and tells which tree passes can find anything (most pages carry
-no math markup); after the pass ``<figure>`` / ``<figcaption>`` blocks holding formulas become divs, and
-:func:`wrap_loose_formulas` gives formulas in loose ``<div>`` text (display equations, captions, answer boxes)
-paragraphs of their own, which main-text extractors keep.
+no math markup). After the pass, :func:`formula_blocks` turns ``<figure>`` / ``<figcaption>`` blocks holding
+formulas into divs, and :func:`wrap_loose_formulas` gives formulas in loose ``<div>`` text (display equations,
+captions, answer boxes) paragraphs of their own, which main-text extractors keep.
 """
 
 from __future__ import annotations
@@ -479,7 +479,7 @@ def _wrap_loose_runs(holder) -> set[str]:
     return moved
 
 
-def _formula_blocks(root) -> list:
+def formula_blocks(root) -> list:
     """The blocks holding formula text, after making them visible to a main-text extractor: ``<figure>`` /
     ``<figcaption>`` (dropped wholesale by extractors) around a formula become divs."""
     holders = {}
@@ -500,12 +500,13 @@ def _formula_blocks(root) -> list:
     return list(holders.values())
 
 
-def wrap_loose_formulas(root) -> set[str]:
+def wrap_loose_formulas(blocks: list) -> set[str]:
     """Give formulas in loose text of a div-like container (``<div>\\[x\\]</div>`` between paragraphs, a
-    caption, an answer box) a paragraph of their own, with the inline text around them; returns the placeholder
-    numbers that moved. (Inside a paragraph a custom element is an inline footnote or citation: left alone.)"""
+    caption, an answer box) a paragraph of their own, with the inline text around them; ``blocks`` come from
+    :func:`formula_blocks`. Returns the placeholder numbers that moved. (Inside a paragraph a custom element is
+    an inline footnote or citation: left alone.)"""
     moved: set[str] = set()
-    for holder in _formula_blocks(root):
+    for holder in blocks:
         tag = _local(holder.tag)
         if (tag in LOOSE_TEXT_CONTAINERS or "-" in tag) and not any(a.tag == "p" for a in holder.iterancestors()):
             moved |= _wrap_loose_runs(holder)
@@ -592,8 +593,6 @@ def take_formulas(root, html: str | bytes | None = None) -> MathPass:
     if mk.tags:
         _take_elements(root, mp, mk.classed)
     _take_text(root, mp, engine, asciimath, mk.text)
-    if mp.formulas:
-        _formula_blocks(root)
     return mp
 
 
