@@ -25,7 +25,7 @@ import json
 import os
 import time
 from collections import Counter
-from collections.abc import Generator, Iterator, Sequence
+from collections.abc import Generator, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,6 +36,7 @@ import pyarrow as pa
 
 from classifiers.data import MATH, OTHER, RECORD_EXT, Example
 from classifiers.model import MathClassifier, TrainParams, train_from_files
+from classifiers.score import batched
 from corpus.errors import MathcorpusError
 from corpus.io import InputError, Reject, expand_paths, iter_records, write_json, write_jsonl, write_parquet
 
@@ -90,20 +91,20 @@ def iter_pool(paths: Sequence[str]) -> Iterator[dict[str, Any]]:
             yield rec
 
 
-def score_pool(clf: MathClassifier, pool: Sequence[str], batch_size: int = 1024) -> PoolScores:
+def score_records(clf: MathClassifier, records: Iterable[dict[str, Any]], batch_size: int = 1024) -> PoolScores:
+    """Scores of pool records (``id``, ``text``, ``url`` and/or ``domain``), ``batch_size`` texts at a time."""
     ids, urls, domains, scores = [], [], [], []
-    batch: list[str] = []
-    for rec in iter_pool(pool):
-        ids.append(str(rec["id"]))
-        urls.append(rec.get("url"))
-        domains.append(domain_of(rec.get("url"), rec.get("domain")))
-        batch.append(rec["text"])
-        if len(batch) >= batch_size:
-            scores.append(clf.score(batch))
-            batch = []
-    if batch:
-        scores.append(clf.score(batch))
+    for batch in batched(records, batch_size):
+        scores.append(clf.score([r["text"] for r in batch]))
+        for r in batch:
+            ids.append(str(r["id"]))
+            urls.append(r.get("url"))
+            domains.append(domain_of(r.get("url"), r.get("domain")))
     return PoolScores(ids, urls, domains, np.concatenate(scores) if scores else np.zeros(0, np.float32))
+
+
+def score_pool(clf: MathClassifier, pool: Sequence[str], batch_size: int = 1024) -> PoolScores:
+    return score_records(clf, iter_pool(pool), batch_size)
 
 
 def expand_domains(ps: PoolScores, threshold: float, cfg: RecallConfig) -> dict[str, Any]:
@@ -282,17 +283,25 @@ def iter_rounds(
     return summary
 
 
+class Rounds:
+    """Iterating gives the :class:`ScoreRequest` of each round of :func:`iter_rounds`; each round goes on once the
+    caller asks for the next request (its scores written by then). ``summary`` is set when the rounds are done."""
+
+    def __init__(self, rounds: Generator[ScoreRequest, None, dict[str, Any]]):
+        self._rounds = rounds
+        self.summary: dict[str, Any] | None = None
+
+    def __iter__(self) -> Iterator[ScoreRequest]:
+        self.summary = yield from self._rounds
+
+
 def run_rounds(output_dir: str, pool: Sequence[str], positives: Sequence[str], negatives: Sequence[str],
                cfg: RecallConfig | None = None, **options: Any) -> dict[str, Any]:
     """:func:`iter_rounds` (same arguments and ``initial_model``/``progress`` options) with the pool scored in
     this process; returns the summary (``recall.json``)."""
     cfg = cfg or RecallConfig()
-    rounds = iter_rounds(output_dir, pool, positives, negatives, cfg, **options)
-    try:
-        req = next(rounds)
-        while True:
-            ps = score_pool(MathClassifier(req.model, threshold=req.threshold), pool, cfg.batch_size)
-            write_parquet(pool_scores_table(ps), f"{req.scores_dir}/00000.parquet")
-            req = rounds.send(None)
-    except StopIteration as done:
-        return done.value
+    rounds = Rounds(iter_rounds(output_dir, pool, positives, negatives, cfg, **options))
+    for req in rounds:
+        ps = score_pool(MathClassifier(req.model, threshold=req.threshold), pool, cfg.batch_size)
+        write_parquet(pool_scores_table(ps), f"{req.scores_dir}/00000.parquet")
+    return rounds.summary

@@ -50,43 +50,32 @@ class PoolScoreStep(PipelineStep):
         self.model, self.threshold, self.scores_dir, self.batch_size = model, threshold, scores_dir, batch_size
 
     def run(self, data=None, rank: int = 0, world_size: int = 1):
-        from classifiers.recall import PoolScores, domain_of, pool_scores_table
-        from classifiers.score import batched, load_classifier
+        from classifiers.recall import pool_scores_table, score_records
+        from classifiers.score import load_classifier
         from corpus.io import write_parquet
 
         clf = load_classifier(self.model, self.threshold)
-        ids, urls, domains, scores = [], [], [], []
-        for batch in batched(data or (), self.batch_size):
-            with self.track_time():
-                scores.extend(clf.score([d.text for d in batch]).tolist())
-            for d in batch:
-                ids.append(str(d.id))
-                urls.append(d.metadata.get("url"))
-                domains.append(domain_of(d.metadata.get("url"), d.metadata.get("domain")))
-            self.stat_update("scored", value=len(batch))
-            self.stat_update("recalled", value=sum(s >= clf.threshold for s in scores[-len(batch):]))
-        import numpy as np
-
-        write_parquet(pool_scores_table(PoolScores(ids, urls, domains, np.asarray(scores, dtype=np.float32))),
-                      f"{self.scores_dir}/{rank:05d}.parquet")
+        records = ({"id": d.id, "text": d.text, "url": d.metadata.get("url"), "domain": d.metadata.get("domain")}
+                   for d in data or ())
+        with self.track_time():
+            ps = score_records(clf, records, self.batch_size)
+        self.stat_update("scored", value=len(ps.ids))
+        self.stat_update("recalled", value=int((ps.scores >= clf.threshold).sum()))
+        write_parquet(pool_scores_table(ps), f"{self.scores_dir}/{rank:05d}.parquet")
         yield from ()
 
 
 def build(settings: RecallSettings, ctx: StageContext) -> Iterator[Phase]:
-    from classifiers.recall import RecallConfig, iter_rounds
+    from classifiers.recall import RecallConfig, Rounds, iter_rounds
 
     yield Phase("pass", [ParquetShardReader(ctx.input_dir), ParquetShardWriter(ctx.kept_dir)], tasks=ctx.tasks)
     cfg = RecallConfig(**settings.model_dump(exclude={"train"}), params=settings.train.params())
-    rounds = iter_rounds(f"{ctx.stage_dir}/recall", [ctx.kept_dir], settings.train.positives_paths,
-                         settings.train.negatives_paths, cfg, progress=lambda m: print(f"    recall: {m}"))
-    try:
-        req = next(rounds)
-        while True:
-            step = PoolScoreStep(req.model, req.threshold, req.scores_dir, settings.batch_size)
-            yield Phase(f"score_round_{req.round:02d}", [ParquetShardReader(ctx.kept_dir), step], tasks=ctx.tasks)
-            req = rounds.send(None)
-    except StopIteration as done:
-        ctx.extra["recall_summary"] = done.value
+    rounds = Rounds(iter_rounds(f"{ctx.stage_dir}/recall", [ctx.kept_dir], settings.train.positives_paths,
+                                settings.train.negatives_paths, cfg, progress=lambda m: print(f"    recall: {m}")))
+    for req in rounds:
+        step = PoolScoreStep(req.model, req.threshold, req.scores_dir, settings.batch_size)
+        yield Phase(f"score_round_{req.round:02d}", [ParquetShardReader(ctx.kept_dir), step], tasks=ctx.tasks)
+    ctx.extra["recall_summary"] = rounds.summary
 
 
 def finalize(settings: RecallSettings, ctx: StageContext) -> dict:
