@@ -5,6 +5,10 @@ from __future__ import annotations
 import typer
 
 from corpus.cli._app import app
+from corpus.dedup.params import DedupConfig
+from corpus.dedup.priority import PriorityConfig
+
+_D, _P = DedupConfig(), PriorityConfig()  # option defaults: the library's
 
 
 def ingest(paths: list[str], dest: str, shards: int, source: str | None) -> tuple[int, int]:
@@ -39,25 +43,27 @@ def dedup(
     tasks: int = typer.Option(2, "--tasks", help="Shards (tasks) per phase."),
     workers: int = typer.Option(0, "--workers", "-w",
                                 help="Tasks running at once (-1: all / cores; 0: in-process for small inputs)."),
-    shingle_size: int = typer.Option(3, "--shingle-size", help="Tokens per shingle."),
-    num_perm: int = typer.Option(128, "--num-perm", help="MinHash permutations."),
-    lsh_threshold: float = typer.Option(0.4, "--lsh-threshold", help="Jaccard the bands x rows are chosen for."),
+    shingle_size: int = typer.Option(_D.shingle_size, "--shingle-size", help="Tokens per shingle."),
+    num_perm: int = typer.Option(_D.num_perm, "--num-perm", help="MinHash permutations."),
+    lsh_threshold: float = typer.Option(_D.lsh_threshold, "--lsh-threshold",
+                                        help="Jaccard the bands x rows are chosen for."),
     bands: int = typer.Option(None, "--bands", help="LSH bands (with --rows; overrides --lsh-threshold)."),
     rows: int = typer.Option(None, "--rows", help="Rows per band (with --bands)."),
-    verify_threshold: float = typer.Option(0.5, "--verify-threshold", help="Real similarity a pair needs."),
-    metric: str = typer.Option("jaccard", "--metric", help="jaccard or containment."),
-    edit_rate: float = typer.Option(0.2, "--edit-rate",
+    verify_threshold: float = typer.Option(_D.verify_threshold, "--verify-threshold",
+                                           help="Real similarity a pair needs."),
+    metric: str = typer.Option(_D.metric, "--metric", help="jaccard or containment."),
+    edit_rate: float = typer.Option(_D.edit_rate, "--edit-rate",
                                     help="Differing tokens a duplicate may have per token beyond --exact-tokens "
                                     "(negative: shingle similarity only)."),
-    exact_tokens: int = typer.Option(40, "--exact-tokens",
+    exact_tokens: int = typer.Option(_D.exact_tokens, "--exact-tokens",
                                      help="Texts this short must match token for token (text added before/after "
                                      "aside)."),
-    symbol_change_rate: float = typer.Option(0.002, "--symbol-change-rate",
+    symbol_change_rate: float = typer.Option(_D.symbol_change_rate, "--symbol-change-rate",
                                              help="Math symbols (numbers, variables, TeX, operators) replaced by "
                                              "others, allowed per token (negative disables)."),
-    priority: str = typer.Option("source,math_score,length", "--priority",
+    priority: str = typer.Option(",".join(_P.order), "--priority",
                                  help="Survivor order: fields from source, math_score, quality_tier, length."),
-    source_rank: str = typer.Option("book,exam,web,code,synthetic,other", "--source-rank",
+    source_rank: str = typer.Option(",".join(_P.source_rank), "--source-rank",
                                     help="Sources from most to least preferred."),
     source: str = typer.Option(None, "--source", help="Source for records without a valid schema source."),
     cluster_rounds: int = typer.Option(30, "--cluster-rounds", help="Maximum label-propagation rounds."),

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from dataclasses import fields
 from typing import Literal
 
 from pydantic import Field, model_validator
@@ -33,27 +34,31 @@ from pipelines.steps.dedup import (
 )
 from pipelines.steps.io import ParquetShardReader, ParquetShardWriter
 
+_D, _P = DedupConfig(), PriorityConfig()  # the defaults live there (chosen by bench/bench_dedup.py)
+
 
 class DedupSettings(StageSettings):
-    """Dedup settings (defaults chosen by ``bench/bench_dedup.py``, see docs/benchmarks.md)."""
+    """Dedup settings (defaults from ``DedupConfig`` / ``PriorityConfig``, see docs/benchmarks.md)."""
 
-    shingle_size: int = Field(3, ge=1, description="tokens per shingle")
-    num_perm: int = Field(128, ge=8, le=1024)
-    lsh_threshold: float = Field(0.4, gt=0, lt=1, description="Jaccard the LSH bands are tuned for")
-    bands: int | None = Field(None, ge=1)
-    rows: int | None = Field(None, ge=1)
-    verify_threshold: float = Field(0.5, gt=0, le=1, description="real similarity needed for a duplicate")
-    metric: Literal["jaccard", "containment"] = "jaccard"
-    edit_rate: float = Field(0.2, le=1, description="differing tokens allowed per text token beyond exact_tokens "
-                             "(token diff of each candidate pair); negative: shingle similarity only")
-    exact_tokens: int = Field(40, ge=0, description="texts this short (tokens outside figures) must match token for "
-                              "token, apart from text added before/after")
-    symbol_change_rate: float = Field(0.002, le=1, description="math symbols (numbers, variables, TeX, operators) "
-                                      "replaced by other symbols, per text token; negative disables")
-    max_bucket_pairs: int = Field(8, ge=2, description="buckets with more members give star + chain pairs, not all")
-    seed: int = 42
-    priority: list[str] = Field(default_factory=lambda: ["source", "math_score", "length"])
-    source_rank: list[str] = Field(default_factory=lambda: ["book", "exam", "web", "code", "synthetic", "other"])
+    shingle_size: int = Field(_D.shingle_size, ge=1, description="tokens per shingle")
+    num_perm: int = Field(_D.num_perm, ge=8, le=1024)
+    lsh_threshold: float = Field(_D.lsh_threshold, gt=0, lt=1, description="Jaccard the LSH bands are tuned for")
+    bands: int | None = Field(_D.bands, ge=1)
+    rows: int | None = Field(_D.rows, ge=1)
+    verify_threshold: float = Field(_D.verify_threshold, gt=0, le=1,
+                                    description="real similarity needed for a duplicate")
+    metric: Literal["jaccard", "containment"] = _D.metric
+    edit_rate: float = Field(_D.edit_rate, le=1, description="differing tokens allowed per text token beyond "
+                             "exact_tokens (token diff of each candidate pair); negative: shingle similarity only")
+    exact_tokens: int = Field(_D.exact_tokens, ge=0, description="texts this short (tokens outside figures) must "
+                              "match token for token, apart from text added before/after")
+    symbol_change_rate: float = Field(_D.symbol_change_rate, le=1, description="math symbols (numbers, variables, "
+                                      "TeX, operators) replaced by other symbols, per text token; negative disables")
+    max_bucket_pairs: int = Field(_D.max_bucket_pairs, ge=2,
+                                  description="buckets with more members give star + chain pairs, not all")
+    seed: int = _D.seed
+    priority: list[str] = Field(default_factory=lambda: list(_P.order))
+    source_rank: list[str] = Field(default_factory=lambda: list(_P.source_rank))
     bucket_tasks: int | None = Field(None, ge=1, description="band groups matched in parallel (default: shards)")
     bucket_partitions: int = Field(1, ge=1, description="key ranges per band (smaller bucket tasks)")
     cluster_rounds: int = Field(30, ge=1, description="maximum label-propagation rounds (stops at convergence)")
@@ -70,11 +75,8 @@ class DedupSettings(StageSettings):
         return self
 
     def config(self) -> DedupConfig:
-        return DedupConfig(shingle_size=self.shingle_size, num_perm=self.num_perm, lsh_threshold=self.lsh_threshold,
-                           bands=self.bands, rows=self.rows, verify_threshold=self.verify_threshold,
-                           metric=self.metric, edit_rate=self.edit_rate, exact_tokens=self.exact_tokens,
-                           symbol_change_rate=self.symbol_change_rate,
-                           max_bucket_pairs=self.max_bucket_pairs, seed=self.seed)
+        settings = self.model_dump()
+        return DedupConfig(**{f.name: settings[f.name] for f in fields(DedupConfig) if f.name in settings})
 
     def priority_config(self) -> PriorityConfig:
         return PriorityConfig(order=tuple(self.priority), source_rank=tuple(self.source_rank))
