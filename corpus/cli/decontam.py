@@ -5,6 +5,9 @@ from __future__ import annotations
 import typer
 
 from corpus.cli._app import app
+from decontam.config import DecontamConfig
+
+_C = DecontamConfig()  # option defaults: the library's
 
 
 @app.command()
@@ -21,20 +24,21 @@ def decontam(
                                 "(SFT/RL data, e.g. question,answer) instead of the text column; records are "
                                 "kept as they are (JSONL)."),
     text_column: str = typer.Option("text", "--text-column", help="Column holding the document text."),
-    ngram: int = typer.Option(13, "--ngram", help="n of the n-gram candidate match."),
-    lcs_ratio: float = typer.Option(0.6, "--lcs-ratio", help="Minimum |LCS| / min(len(window), len(item))."),
-    min_lcs: int = typer.Option(13, "--min-lcs", help="Minimum |LCS| in tokens."),
-    window_slack: float = typer.Option(0.1, "--window-slack", help="Window widening on each side, as a fraction "
-                                       "of the item length."),
-    min_short_tokens: int = typer.Option(8, "--min-short-tokens", help="Question parts shorter than --ngram but "
-                                         "at least this long must match exactly; shorter ones are not checked."),
-    short_exact_answers: bool = typer.Option(False, "--short-exact-answers", help="Also exact-match short answer "
-                                             "parts (off: short final answers are too common to be evidence)."),
+    ngram: int = typer.Option(_C.ngram, "--ngram", help="n of the n-gram candidate match."),
+    lcs_ratio: float = typer.Option(_C.lcs_ratio, "--lcs-ratio", help="Minimum |LCS| / min(len(window), len(item))."),
+    min_lcs: int = typer.Option(_C.min_lcs, "--min-lcs", help="Minimum |LCS| in tokens."),
+    window_slack: float = typer.Option(_C.window_slack, "--window-slack",
+                                       help="Window widening on each side, as a fraction of the item length."),
+    min_short_tokens: int = typer.Option(_C.min_short_tokens, "--min-short-tokens",
+                                         help="Question parts shorter than --ngram but at least this long must "
+                                         "match exactly; shorter ones are not checked."),
+    short_exact_answers: bool = typer.Option(_C.short_exact_answers, "--short-exact-answers",
+                                             help="Also exact-match short answer parts (off: short final answers "
+                                             "are too common to be evidence)."),
     allow_hub: bool = typer.Option(False, "--allow-hub", help="Download a set from the hub when its local "
                                    "file is missing (needs network and `datasets`)."),
 ) -> None:
     """Check INPUT documents against eval sets; write kept/removed shards and report.json/.md/.html."""
-    from decontam.config import DecontamConfig
     from decontam.evalsets import load_sets
     from decontam.index import NGramIndex
     from decontam.run import decontaminate_files
