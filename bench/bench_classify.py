@@ -94,8 +94,8 @@ def site_of(file: str, url: str | None) -> str:
 def web_pages() -> tuple[list[Example], list[str], list[str | None]]:
     """``(examples, sites, urls)`` of the real web pages, text by our extract code."""
     from corpus.extract.web import read_html_file
-    from corpus.formats import FileContext
     from corpus.io import Reject
+    from corpus.records import FileContext
 
     out, sites, urls = [], [], []
     for line in (SHARED / "web" / "pages.jsonl").open(encoding="utf-8"):
@@ -111,8 +111,8 @@ def web_pages() -> tuple[list[Example], list[str], list[str | None]]:
 
 def warc_pages() -> list[Example]:
     from corpus.extract.web import read_warc
-    from corpus.formats import FileContext
     from corpus.io import Reject
+    from corpus.records import FileContext
 
     out, seen = [], set()
     for path in sorted((SHARED / "warc").iterdir()):

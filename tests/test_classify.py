@@ -74,7 +74,7 @@ def model(seed, tmp_path_factory) -> str:
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "corpus.cli", *args], capture_output=True, text=True, timeout=300)
+    return subprocess.run([sys.executable, "-m", "pipelines.cli", *args], capture_output=True, text=True, timeout=300)
 
 
 # ---- preprocessing / metrics ----------------------------------------------------------------------------

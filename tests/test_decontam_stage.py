@@ -14,7 +14,7 @@ from pipelines.manifest import load_manifest
 from pipelines.runner import run_manifest
 from pipelines.steps.io import read_shards
 
-MATHCORPUS = [sys.executable, "-m", "corpus.cli"]
+MATHCORPUS = [sys.executable, "-m", "pipelines.cli"]
 
 
 @pytest.fixture(scope="module")

@@ -337,7 +337,7 @@ def test_cli_dedup_writes_kept_removed_report_and_rejects_bad_input(shared_data,
     rows = [{"id": i, "text": t, "source": "HoTT/book@1:x.tex"} for i, t in seed_base(shared_data, n=1)]
     rows.append({"id": "copy", "text": rows[0]["text"] + "\n\nShare this page."})
     (tmp_path / "in.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n{not json\n")
-    cmd = [sys.executable, "-m", "corpus.cli", "dedup", str(tmp_path / "in.jsonl"), "--output", str(tmp_path / "o")]
+    cmd = [sys.executable, "-m", "pipelines.cli", "dedup", str(tmp_path / "in.jsonl"), "--output", str(tmp_path / "o")]
     p = subprocess.run(cmd, capture_output=True, text=True)
     assert p.returncode == 0, p.stderr
     assert "rejected" in p.stderr and "in.jsonl:" in p.stderr

@@ -16,8 +16,8 @@ from corpus.extract.html import ExtractError, decode_html, extract_page, parse_h
 from corpus.extract.math import scan_markers, take_formulas
 from corpus.extract.mathml import mathml_to_latex
 from corpus.extract.web import read_html_file, read_warc
-from corpus.formats import FileContext
 from corpus.io import Reject
+from corpus.records import FileContext
 from pipelines.steps.io import read_shards
 
 PROSE = " ".join(["This paragraph explains the result in plain words so that the extractor sees real prose."] * 3)
@@ -359,7 +359,7 @@ stages:
 def test_cli_extract_books(tmp_path):
     from typer.testing import CliRunner
 
-    from corpus.cli import app
+    from pipelines.cli import app
 
     (tmp_path / "notes.txt").write_text("Chapter 1\n\n" + PROSE)
     res = CliRunner().invoke(app, ["extract", str(tmp_path / "notes.txt"), "--source", "book",

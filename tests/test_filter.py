@@ -159,7 +159,7 @@ def test_strip_lines_cleans_whole_page_text():
 
 
 def test_cli_filter(tmp_path, monkeypatch, capsys):
-    from corpus.cli import main
+    from pipelines.cli import main
     from pipelines.steps.io import read_shards
 
     _manifest(tmp_path, "")  # writes in.jsonl

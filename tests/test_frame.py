@@ -21,7 +21,7 @@ from pipelines.manifest import ManifestError, load_manifest, parse_manifest
 from pipelines.runner import run_manifest
 from pipelines.steps.io import read_shards
 
-MATHCORPUS = [sys.executable, "-m", "corpus.cli"]
+MATHCORPUS = [sys.executable, "-m", "pipelines.cli"]
 
 
 def write_manifest(path: Path, inputs: list[dict], stages=None, **extra) -> Path:

@@ -226,7 +226,7 @@ def test_stale_shards_of_an_earlier_mix_are_removed(inputs, tmp_path):
 
 
 def test_cli_standalone_yaml(inputs, tmp_path):
-    from corpus.cli import main
+    from pipelines.cli import main
 
     cfg = tmp_path / "mix.yaml"
     cfg.write_text(f"output_dir: out\ninput_paths: [{inputs}]\nseed: 3\nshard_rows: 200\n"
@@ -241,7 +241,7 @@ def test_cli_standalone_yaml(inputs, tmp_path):
 
 
 def test_cli_bad_config_one_line_error(tmp_path, capsys):
-    from corpus.cli import main
+    from pipelines.cli import main
 
     cfg = tmp_path / "bad.yaml"
     cfg.write_text("output_dir: out\nsources:\n  web: {weight: 1, bogus: 2}\n")

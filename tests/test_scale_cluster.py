@@ -152,19 +152,24 @@ def _proc_table() -> dict[int, tuple[int, int]]:
 
 
 class SlowSettings(StageSettings):
-    seconds_per_doc: float = 0.01
+    seconds_per_doc: float = 0.0
     started_dir: str
+    gate: str | None = None  # ranks in gated_ranks block until this file exists: the test releases them
+    gated_ranks: list[int] | None = None  # None: every rank
 
 
 class SlowStep(PipelineStep):
-    """A pass-through step that sleeps per document, after noting (pid, Ray node) in ``started_dir``."""
+    """A pass-through step that notes (pid, Ray node) in ``started_dir``, then, for a gated rank, blocks until the
+    test creates the ``gate`` file: the test, not the machine's speed, decides when a rank may finish."""
 
     name = "slow"
     type = "🐢 - TEST"
 
-    def __init__(self, seconds: float, started_dir: str):
+    def __init__(self, seconds: float, started_dir: str, gate: str | None = None,
+                 gated_ranks: list[int] | None = None):
         super().__init__()
         self.seconds, self.started_dir = seconds, started_dir
+        self.gate, self.gated_ranks = gate, gated_ranks
 
     def run(self, data, rank: int = 0, world_size: int = 1):
         import ray
@@ -172,10 +177,16 @@ class SlowStep(PipelineStep):
         os.makedirs(self.started_dir, exist_ok=True)
         node = ray.get_runtime_context().get_node_id() if ray.is_initialized() else None
         note = {"rank": rank, "pid": os.getpid(), "node_id": node, "t": time.time()}
-        with open(f"{self.started_dir}/{rank:05d}-{os.getpid()}.json", "w") as fh:
+        tmp = f"{self.started_dir}/.{rank:05d}-{os.getpid()}.tmp"
+        with open(tmp, "w") as fh:
             json.dump(note, fh)
+        os.replace(tmp, f"{self.started_dir}/{rank:05d}-{os.getpid()}.json")
+        if self.gate and (self.gated_ranks is None or rank in self.gated_ranks):
+            while not os.path.exists(self.gate):
+                time.sleep(0.02)
         for doc in data:
-            time.sleep(self.seconds)
+            if self.seconds:
+                time.sleep(self.seconds)
             self.stat_update("documents")
             yield doc
 
@@ -183,8 +194,8 @@ class SlowStep(PipelineStep):
 def _build_slow(settings: SlowSettings, ctx) -> list[Phase]:
     from pipelines.steps.io import ParquetShardReader, ParquetShardWriter
 
-    steps = [ParquetShardReader(ctx.input_dir), SlowStep(settings.seconds_per_doc, settings.started_dir),
-             ParquetShardWriter(ctx.kept_dir)]
+    slow = SlowStep(settings.seconds_per_doc, settings.started_dir, settings.gate, settings.gated_ranks)
+    steps = [ParquetShardReader(ctx.input_dir), slow, ParquetShardWriter(ctx.kept_dir)]
     return [Phase("slow", steps, tasks=ctx.tasks)]
 
 
@@ -194,7 +205,7 @@ DRIVER_WITH_SLOW_STAGE = (
     "import sys, test_scale_cluster as t\n"
     "from pipelines.registry import stages\n"
     "stages()['slow'] = t.SLOW_STAGE\n"
-    "from corpus.cli import main\n"
+    "from pipelines.cli import main\n"
     "main(sys.argv[1:])\n"
 )
 
@@ -282,10 +293,12 @@ def test_manifest_runs_across_two_nodes_and_matches_local(shared_data, tmp_path)
 
 
 def test_losing_a_node_mid_job_still_yields_the_same_corpus(shared_data, tmp_path):
+    """Every rank of the slow stage blocks on a gate; node 2 is killed while one of its ranks is blocked, then
+    the gate opens: the lost rank must be finished on the head node."""
     seed = shared_data / "seed"
     files = ["math_text.jsonl", "general_code.jsonl"]
-    started = tmp_path / "started"
-    slow = [{"stage": "slow", "seconds_per_doc": 0.005, "started_dir": str(started)}]
+    started, gate = tmp_path / "started", tmp_path / "gate"
+    slow = [{"stage": "slow", "started_dir": str(started), "gate": str(gate)}]
     local_m = write_manifest(tmp_path / "local.yaml", seed, files, tmp_path / "local-run", tasks=2)
     ray_m = write_manifest(tmp_path / "ray.yaml", seed, files, tmp_path / "ray-run", tasks=2, extra_stages=slow)
 
@@ -301,22 +314,19 @@ def test_losing_a_node_mid_job_still_yields_the_same_corpus(shared_data, tmp_pat
         driver_log = tmp_path / "driver.log"  # a file, not a pipe: a full pipe would stall the driver
         with open(driver_log, "w") as fh:
             driver = subprocess.Popen(cmd, env=env, stdout=fh, stderr=subprocess.STDOUT)
-        # wait until a rank of the slow stage is running on node 2, then kill every process of node 2
+        # wait until a rank of the slow stage is blocked on the gate on node 2, kill node 2, open the gate
         victim = None
-        deadline = time.time() + 60
+        deadline = time.time() + 120
         while victim is None and time.time() < deadline and driver.poll() is None:
             node2_pids = cluster.processes(node2)
             for f in started.glob("*.json") if started.is_dir() else []:
-                try:
-                    note = json.loads(f.read_text())
-                except ValueError:  # still being written
-                    continue
+                note = json.loads(f.read_text())  # written under a temporary name, renamed when complete
                 if note["pid"] in node2_pids:
                     victim = note
-            time.sleep(0.2)
-        assert victim is not None, "no task of the slow stage ran on node 2"
-        time.sleep(0.5)
+            time.sleep(0.1)
+        assert victim is not None, f"no task of the slow stage ran on node 2: {driver_log.read_text()[-2000:]}"
         cluster.kill(node2)
+        gate.touch()
         driver.wait(timeout=80)
         log = driver_log.read_text()
         if driver.returncode != 0:  # ranks the executor gave up on: a rerun resumes from the completion markers

@@ -101,7 +101,7 @@ def test_markdown_and_plots(shards, tmp_path):
 
 
 def test_cli_json_and_error_exit(shards, tmp_path, capsys):
-    from corpus.cli.stats import main
+    from pipelines.cli.stats import main
 
     folder, df = shards
     with pytest.raises(SystemExit) as e:

@@ -12,8 +12,8 @@ import zipfile
 from collections.abc import Iterator
 from posixpath import dirname, join, normpath
 
-from corpus.formats import FileContext
 from corpus.io import InputError, Reject, open_file
+from corpus.records import FileContext
 
 DEFAULT_MAX_TOKENS = 3500
 MD_HEADING = re.compile(r"^#{1,6}\s+\S")

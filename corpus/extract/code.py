@@ -11,8 +11,8 @@ import json
 import re
 from collections.abc import Iterator
 
-from corpus.formats import FileContext
 from corpus.io import InputError, Reject, open_file
+from corpus.records import FileContext
 
 LANGUAGES = {
     ".py": "python", ".pyi": "python", ".lean": "lean", ".v": "coq", ".thy": "isabelle", ".hs": "haskell",

@@ -13,8 +13,8 @@ from collections.abc import Iterator
 from typing import Any
 
 from corpus.extract.html import DEFAULT_MAX_BYTES, DEFAULT_TIMEOUT, ExtractError, domain_of, extract_page
-from corpus.formats import FileContext
 from corpus.io import InputError, Reject, iter_records, open_file
+from corpus.records import FileContext
 
 HTML_TYPES = ("text/html", "application/xhtml+xml")
 

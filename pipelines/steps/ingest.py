@@ -8,8 +8,9 @@ from dataclasses import dataclass
 from datatrove.data import DocumentsPipeline
 from datatrove.pipeline.base import PipelineStep
 
-from corpus.formats import FileContext, detect_format, handler_for, known_extensions, relpath_under
+from corpus.formats import detect_format, handler_for, known_extensions
 from corpus.io import InputError, Reject, expand_paths, write_jsonl
+from corpus.records import FileContext, relpath_under
 from corpus.schema import SchemaError, normalize_row, row_to_document
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import typer
 
-from corpus.cli._app import app
-from corpus.cli._train_options import (
+from pipelines.cli._app import app
+from pipelines.cli._train_options import (
     BUCKET,
     DIM,
     EPOCH,

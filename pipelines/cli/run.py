@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from corpus.cli._app import app
+from pipelines.cli._app import app
 
 
 @app.command()

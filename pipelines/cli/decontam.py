@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import typer
 
-from corpus.cli._app import app
 from decontam.config import DecontamConfig
+from pipelines.cli._app import app
 
 _C = DecontamConfig()  # option defaults: the library's
 

@@ -6,7 +6,7 @@ import json
 
 import typer
 
-from corpus.cli._app import app, entry
+from pipelines.cli._app import app, entry
 
 stats_app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import typer
 
-from corpus.cli._app import app
+from pipelines.cli._app import app
 
 
 def _resolve(value: str, base: Path) -> str:

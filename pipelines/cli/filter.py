@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import typer
 
-from corpus.cli._app import app
+from pipelines.cli._app import app
 
 
 @app.command("filter")
@@ -29,8 +29,8 @@ def filter_cmd(
     import yaml
 
     from corpus.errors import MathcorpusError
-    from corpus.formats import accept_rows, iter_record_rows
     from corpus.io import Reject, write_json, write_jsonl
+    from corpus.records import accept_rows, iter_record_rows
     from corpus.schema import row_to_document
     from pipelines.stages.filter import FilterSettings, build_step
     from pipelines.steps.io import DocSink

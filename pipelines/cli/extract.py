@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from corpus.cli._app import app
+from pipelines.cli._app import app
 
 
 @app.command()

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import typer
 
-from corpus.cli._app import app
 from corpus.dedup.params import DedupConfig
 from corpus.dedup.priority import PriorityConfig
+from pipelines.cli._app import app
 
 _D, _P = DedupConfig(), PriorityConfig()  # option defaults: the library's
 
@@ -17,8 +17,8 @@ def ingest(paths: list[str], dest: str, shards: int, source: str | None) -> tupl
     A record's ``source`` that is not a schema source (e.g. provenance strings) moves to the metadata as
     ``orig_source`` and ``source`` becomes ``source`` (the option). Returns ``(documents, rejected)``.
     """
-    from corpus.formats import accept_rows, iter_record_rows
     from corpus.io import Reject, write_jsonl
+    from corpus.records import accept_rows, iter_record_rows
     from pipelines.steps.io import DocSink
 
     sinks = [DocSink(f"{dest}/input/{i:05d}.parquet", write_empty=True) for i in range(shards)]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 import pkgutil
 
-from corpus.cli._app import app, run_cli
+from pipelines.cli._app import app, run_cli
 
 for _mod in pkgutil.iter_modules(__path__):
     if not _mod.name.startswith("_"):

@@ -7,8 +7,8 @@ import json
 import typer
 
 from classifiers.preprocess import MAX_CHARS, MAX_TOKENS
-from corpus.cli._app import app
-from corpus.cli._train_options import (
+from pipelines.cli._app import app
+from pipelines.cli._train_options import (
     BUCKET,
     DIM,
     EPOCH,

@@ -1,3 +1,0 @@
-from corpus.cli import main
-
-main()
