@@ -4,7 +4,7 @@ Shingles are hashed n-grams of :func:`corpus.normalize.math_tokens` (numbers, op
 tokens, case and whitespace are folded); the token sequence itself is kept for verification
 (:mod:`.tokens`, :mod:`.verify`). A document shorter than ``n`` tokens gets one shingle for all its
 tokens, so short problems are still compared. Signatures use multiply-shift hashing (``a*x + b`` mod 2^64,
-top 32 bits) vectorized over a batch of documents; band keys mix each band's rows into one uint64.
+top 32 bits) vectorized over all documents of a batch at once; band keys mix each band's rows into one uint64.
 """
 
 from __future__ import annotations
@@ -45,11 +45,21 @@ class DocFeatures:
     tokens: np.ndarray  # uint32 per token, in order: hash | symbol / figure bits (see corpus.dedup.tokens)
 
 
+class _TokenHashes(dict):
+    """token -> xxh3-64 of its UTF-8 bytes, computed once per distinct token (bounded cache)."""
+
+    def __missing__(self, token: str) -> int:
+        if len(self) >= 1 << 18:
+            self.clear()
+        h = self[token] = xxhash.xxh3_64_intdigest(token.encode())
+        return h
+
+
+_TOKEN_HASHES = _TokenHashes()
+
+
 def _hash_tokens(tokens: list[str]) -> np.ndarray:
-    uniq: dict[str, int] = {}
-    codes = [uniq.setdefault(t, len(uniq)) for t in tokens]
-    table = np.fromiter((xxhash.xxh3_64_intdigest(t.encode()) for t in uniq), dtype=np.uint64, count=len(uniq))
-    return table[np.asarray(codes, dtype=np.int64)]
+    return np.fromiter(map(_TOKEN_HASHES.__getitem__, tokens), dtype=np.uint64, count=len(tokens))
 
 
 def doc_features(text: str, n: int) -> DocFeatures:
@@ -77,26 +87,33 @@ def _permutations(num_perm: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     return a, rng.integers(0, 2**63, size=num_perm, dtype=np.uint64)
 
 
-def signatures(shingle_sets: list[np.ndarray], cfg: DedupConfig, chunk: int = 8192) -> np.ndarray:
-    """MinHash signatures, shape ``(len(shingle_sets), num_perm)`` uint32; empty sets get all-ones rows."""
+def signatures(shingle_sets: list[np.ndarray], cfg: DedupConfig, chunk: int = 1024) -> np.ndarray:
+    """MinHash signatures, shape ``(len(shingle_sets), num_perm)`` uint32; empty sets get all-ones rows.
+
+    Row ``k`` is ``min over shingles x of (a_k * mix(x) + b_k mod 2^64) >> 32``. Taking the top 32 bits is
+    monotone, so the minimum is taken on the 64-bit values and only the ``(docs, num_perm)`` result is shifted:
+    one multiply, one add and one reduction per (shingle, permutation), in place over blocks of about ``chunk``
+    shingles (cache-sized), for all documents at once.
+    """
     n_docs = len(shingle_sets)
     out = np.full((n_docs, cfg.num_perm), np.iinfo(np.uint32).max, dtype=np.uint32)
     a, b = _permutations(cfg.num_perm, cfg.seed)
-    nonempty = [i for i, s in enumerate(shingle_sets) if len(s)]
-    if not nonempty:
+    lengths = np.fromiter((len(s) for s in shingle_sets), dtype=np.int64, count=n_docs)
+    docs = np.flatnonzero(lengths)
+    if not len(docs):
         return out
+    x = _mix64(np.concatenate([shingle_sets[d] for d in docs]).astype(np.uint64))
+    ends = np.cumsum(lengths[docs])
+    starts = ends - lengths[docs]
+    buf = np.empty((chunk, cfg.num_perm), dtype=np.uint64)
     i = 0
-    while i < len(nonempty):  # batches of documents holding about `chunk` shingles
-        j, total = i, 0
-        while j < len(nonempty) and (total == 0 or total + len(shingle_sets[nonempty[j]]) <= chunk):
-            total += len(shingle_sets[nonempty[j]])
-            j += 1
-        docs = nonempty[i:j]
-        sets = [shingle_sets[d] for d in docs]
-        x = _mix64(np.concatenate(sets).astype(np.uint64))
-        starts = np.cumsum([0] + [len(s) for s in sets[:-1]])
-        h = ((x[:, None] * a[None, :] + b[None, :]) >> np.uint64(32)).astype(np.uint32)
-        out[docs] = np.minimum.reduceat(h, starts, axis=0)
+    while i < len(docs):  # documents i..j-1: about `chunk` shingles (at least one document)
+        j = max(i + 1, int(np.searchsorted(ends, starts[i] + chunk, side="right")))
+        lo, hi = starts[i], ends[j - 1]
+        h = buf[: hi - lo] if hi - lo <= chunk else np.empty((hi - lo, cfg.num_perm), dtype=np.uint64)
+        np.multiply(x[lo:hi, None], a[None, :], out=h)
+        h += b
+        out[docs[i:j]] = (np.minimum.reduceat(h, starts[i:j] - lo, axis=0) >> np.uint64(32)).astype(np.uint32)
         i = j
     return out
 
