@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import time
 from collections import Counter
 from collections.abc import Generator, Iterable, Iterator, Sequence
@@ -210,6 +211,7 @@ def iter_rounds(
     """
     cfg = cfg or RecallConfig()
     out = Path(output_dir)
+    key = round_settings(cfg, pool, positives, negatives, initial_model)  # before any work: bad paths fail here
     extra_pos: dict[str, Example] = {}
     extra_neg: dict[str, Example] = {}
     seen_domains: set[str] = set()
@@ -218,7 +220,11 @@ def iter_rounds(
     for n in range(1, cfg.rounds + 1):
         rdir = out / f"round_{n:02d}"
         report_path = rdir / "report.json"
-        if report_path.exists():  # finished round: reload its state, skip the work
+        key = _chain(key, n)
+        if report_path.exists() and json.loads(report_path.read_text(encoding="utf-8")).get("settings_key") != key:
+            progress(f"round {n}: settings, seeds or inputs changed: recomputing")
+            shutil.rmtree(rdir)
+        if report_path.exists():  # finished round with the same settings: reload its state, skip the work
             report = json.loads(report_path.read_text(encoding="utf-8"))
             progress(f"round {n}: done already ({report['recalled']} recalled)")
         else:
@@ -265,6 +271,7 @@ def iter_rounds(
                             for d in math_domains[:1000]],
                 "prefixes": sorted(exp["prefixes"])[:1000],
                 "seconds": round(time.time() - t0, 3),
+                "settings_key": key, "seed": cfg.params.seed,
             }
             write_json(report, str(report_path))
             progress(f"round {n}: {report['recalled']} recalled, {len(math_domains)} math domains, "
@@ -281,6 +288,35 @@ def iter_rounds(
                "pool": list(pool), "positives": list(positives), "negatives": list(negatives)}
     write_json(summary, str(out / "recall.json"))
     return summary
+
+
+def _identity(patterns: Sequence[str]) -> dict[str, list[Any]]:
+    out = {}
+    for path in expand_paths(list(patterns)):
+        if "://" in path:
+            import fsspec
+
+            info = fsspec.get_fs_token_paths(path)[0].info(path)
+            out[path] = [info.get("size"), str(info.get("mtime") or info.get("ETag") or info.get("LastModified"))]
+        else:
+            st = os.stat(path)
+            out[path] = [st.st_size, st.st_mtime_ns]
+    return out
+
+
+def round_settings(cfg: RecallConfig, pool: Sequence[str], positives: Sequence[str], negatives: Sequence[str],
+                   initial_model: str | None = None) -> str:
+    """Key of everything a round's result depends on: settings, seeds, and the identity (size + mtime) of the pool,
+    seed files and initial model. Every path must match files (one-line error naming it otherwise)."""
+    payload = {"config": {**asdict(cfg), "params": asdict(cfg.params)}, "rounds": None,
+               "pool": _identity(pool), "positives": _identity(positives), "negatives": _identity(negatives),
+               "initial_model": _identity([initial_model]) if initial_model else None}
+    payload["config"].pop("rounds")  # more rounds keep the finished ones
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _chain(key: str, round_no: int) -> str:
+    return hashlib.sha256(f"{key}:{round_no}".encode()).hexdigest()[:16]
 
 
 class Rounds:

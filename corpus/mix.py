@@ -34,10 +34,11 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from corpus import __version__
 from corpus.errors import MathcorpusError
-from corpus.io import PARQUET_EXT, atomic_open, expand_paths, open_file, write_json
+from corpus.io import PARQUET_EXT, atomic_open, open_file, resolve_document_inputs, write_json
 from corpus.schema import DOCUMENT_SCHEMA, conform_table
 
 COPY_SEP = "#"  # id of the k-th repeated copy of a document: f"{id}#{k}" (k >= 1)
+SHORTFALL_WARN = 0.5  # warn when a source (or the corpus) realizes less than this share of its token target
 
 
 class MixError(MathcorpusError, ValueError):
@@ -157,6 +158,8 @@ class Plan:
     source_names: list[str]
     n_shards: int
     report: dict[str, Any]  # per-source arithmetic
+    file_rows: list[int] | None = None  # rows of each input file
+    unmatched: dict[str, Any] | None = None  # rows of the input files that no source selects, by match values
 
     def digest(self) -> str:
         h = hashlib.sha256()
@@ -172,7 +175,7 @@ class Plan:
         table = pa.table({"file_idx": self.file_idx, "row": self.row, "copy": self.copy, "source": self.source,
                           "n_tokens": self.n_tokens, "shard": self.shard, "pos": self.pos})
         meta = {"files": self.files, "source_names": self.source_names, "n_shards": self.n_shards,
-                "report": self.report}
+                "report": self.report, "file_rows": self.file_rows, "unmatched": self.unmatched}
         table = table.replace_schema_metadata({b"mathcorpus.plan": json.dumps(meta).encode()})
         with atomic_open(path, "wb") as fh:
             pq.write_table(table, fh, compression="zstd")
@@ -184,7 +187,7 @@ class Plan:
         meta = json.loads(table.schema.metadata[b"mathcorpus.plan"])
         cols = {c: table.column(c).to_numpy() for c in table.column_names}
         return cls(files=meta["files"], source_names=meta["source_names"], n_shards=meta["n_shards"],
-                   report=meta["report"], **cols)
+                   report=meta["report"], file_rows=meta.get("file_rows"), unmatched=meta.get("unmatched"), **cols)
 
 
 def _read_columns(path: str, wanted: Sequence[str]) -> tuple[pa.Table, int]:
@@ -245,12 +248,13 @@ def build_plan(cfg: MixConfig, default_inputs: str | Sequence[str] | None = None
     file_index: dict[str, int] = {}
     bpt: dict[int, float] = {}  # on-disk bytes per token, per file (shard size estimate)
     cache: dict[str, tuple[pa.Table, np.ndarray]] = {}
+    matched: dict[str, np.ndarray] = {}  # per file: rows some source selects
     for name, src in cfg.sources.items():
         patterns = src.input_paths or default_inputs
         if not patterns:
             raise MixError(f"sources.{name}: no input_paths and no default input to select from")
         try:
-            paths = expand_paths(patterns, exts=PARQUET_EXT)
+            paths = resolve_document_inputs(patterns, exts=PARQUET_EXT)  # a command's output: its kept/
         except MathcorpusError as e:
             raise MixError(f"sources.{name}: {e}") from None
         wanted = ["id", "n_tokens", "math_score", *src.match]
@@ -271,6 +275,7 @@ def build_plan(cfg: MixConfig, default_inputs: str | Sequence[str] | None = None
                     table = table.append_column(c, more.column(c))
                 cache[path] = (table, tokens)
             mask = _matches(table, src.match, path) if src.match else np.ones(table.num_rows, dtype=bool)
+            matched[path] = matched.get(path, np.zeros(table.num_rows, dtype=bool)) | mask
             rows = np.nonzero(mask)[0]
             score = table.column("math_score").cast(pa.float64()).fill_null(-1.0).to_numpy()[rows]
             ids = table.column("id").cast(pa.string()).take(pa.array(rows)).to_pylist()
@@ -323,9 +328,29 @@ def build_plan(cfg: MixConfig, default_inputs: str | Sequence[str] | None = None
     n_shards = int(shard.max()) + 1 if len(shard) else 0
     starts = np.searchsorted(shard, np.arange(n_shards))
     pos = np.arange(len(shard), dtype=np.int64) - starts[shard] if len(shard) else np.zeros(0, dtype=np.int64)
+    match_cols = sorted({c for s in cfg.sources.values() for c in s.match}) or ["source"]
     return Plan(files=files, file_idx=cat["file_idx"], row=cat["row"], copy=cat["copy"], source=cat["source"],
                 n_tokens=cat["tok"], shard=shard, pos=pos, source_names=list(per_source), n_shards=n_shards,
-                report=report)
+                report=report, file_rows=[cache[f][0].num_rows for f in files],
+                unmatched=unmatched_rows({f: cache[f][0] for f in files}, matched, match_cols))
+
+
+def unmatched_rows(tables: Mapping[str, pa.Table], matched: Mapping[str, np.ndarray],
+                   columns: Sequence[str]) -> dict[str, Any]:
+    """Rows that no source selects: their count and their counts by the values of the match ``columns``."""
+    groups: dict[tuple, int] = {}
+    for path, table in tables.items():
+        rows = np.nonzero(~matched[path])[0]
+        if not len(rows):
+            continue
+        picked = table.take(pa.array(rows))
+        values = [picked.column(c).cast(pa.string()).to_pylist() if c in picked.column_names else [None] * len(rows)
+                  for c in columns]
+        for key in zip(*values, strict=True):
+            groups[key] = groups.get(key, 0) + 1
+    by = [{"values": dict(zip(columns, k, strict=True)), "documents": n}
+          for k, n in sorted(groups.items(), key=lambda kv: (-kv[1], str(kv[0])))]
+    return {"documents": sum(groups.values()), "columns": list(columns), "by": by}
 
 
 def _check_disjoint(per_source: Mapping[str, list[tuple]]) -> None:
@@ -474,12 +499,42 @@ def release_manifest(plan: Plan, cfg: MixConfig, inputs: list[dict], shards: lis
             "realized_share": round(tokens / total_tokens, 6) if total_tokens else 0.0,
         }
     return {
+        "accounting": accounting(plan), "warnings": shortfall_warnings(cfg, sources, total_tokens),
+        "unmatched": plan.unmatched,
         "tool": "mathcorpus mix", "version": __version__, "format": "parquet", "compression": "zstd",
         "schema": [f"{f.name}: {f.type}" for f in DOCUMENT_SCHEMA], "config": cfg.model_dump(mode="json"),
         "plan_sha256": plan.digest(), "documents": len(plan.shard), "tokens": total_tokens,
         "sources": sources, "inputs": inputs, "shards": shards,
         "id_copies": f"the k-th repeat (k >= 1) of a document has id '<id>{COPY_SEP}<k>'",
     }
+
+
+def accounting(plan: Plan) -> dict[str, Any] | None:
+    """Every input row is used (kept, possibly repeated), left out by the sampling (removed) or matched by no
+    source (skipped): ``documents_in = kept + removed + skipped``."""
+    if plan.file_rows is None or plan.unmatched is None:
+        return None
+    used = len(np.unique(plan.file_idx.astype(np.int64) * (1 << 40) + plan.row)) if len(plan.row) else 0
+    matched = sum(int(r["available_documents"]) for r in plan.report.values())
+    return {"documents_in": int(sum(plan.file_rows)), "kept": used, "removed": matched - used,
+            "removed_reason": "not_sampled", "skipped": {"no_mix_source": int(plan.unmatched["documents"])}}
+
+
+def shortfall_warnings(cfg: MixConfig, sources: Mapping[str, Mapping[str, Any]], total: int) -> list[str]:
+    """Token targets the mix realizes less than ``SHORTFALL_WARN`` of (too little data, or ``max_epochs``)."""
+    out = []
+    weights = sum(s.weight or 0 for s in cfg.sources.values())
+    for name, src in cfg.sources.items():
+        want = src.tokens if src.tokens is not None else (
+            src.weight / weights * cfg.total_tokens if cfg.total_tokens else None)
+        got = sources[name]["tokens"]
+        if want and got < SHORTFALL_WARN * want:
+            out.append(f"sources.{name}: {got:,} tokens realized, {got / want:.2%} of the {round(want):,} requested "
+                       f"({sources[name]['available_tokens']:,} available, max_epochs {src.max_epochs})")
+    if cfg.total_tokens and total < SHORTFALL_WARN * cfg.total_tokens:
+        out.append(f"total_tokens: {total:,} tokens realized, {total / cfg.total_tokens:.2%} of the "
+                   f"{cfg.total_tokens:,} requested")
+    return out
 
 
 def write_release_manifest(plan: Plan, cfg: MixConfig, work_dir: str, out_dir: str) -> dict[str, Any]:

@@ -1,7 +1,8 @@
 """The run funnel: documents and tokens in/out of every stage, removals by reason, as JSON and a PNG chart.
 
 Read from a finished run folder (``run.json`` plus each stage's ``kept/`` and ``removed/`` shards; only the
-``n_tokens`` and ``reason`` columns are read). Tokens are ``null`` where documents had no ``n_tokens`` yet
+``n_tokens`` and ``reason`` columns are read). Each stage also carries its conservation terms from ``run.json``
+(in = kept + removed + rejected + skipped). Tokens are ``null`` where documents had no ``n_tokens`` yet
 (stages before ``tokens``). Written next to the corpus shards as ``funnel.json`` and ``funnel.png``.
 """
 
@@ -13,17 +14,14 @@ from typing import Any
 
 import polars as pl
 
-from corpus.io import PARQUET_EXT, expand_paths, open_file, write_json
+from corpus.io import open_file, write_json
+from pipelines.accounting import folder_files
 from pipelines.registry import get_stage
 
 
 def _files(folder: str | None) -> list[str]:
-    if not folder:
-        return []
-    try:
-        return expand_paths(folder, exts=PARQUET_EXT)
-    except Exception:
-        return []
+    """The shards of ``folder``: none only when it does not exist (nothing removed); read errors are errors."""
+    return folder_files(folder, missing_ok=True)
 
 
 def shard_totals(folder: str | None) -> dict[str, int | None]:
@@ -65,10 +63,13 @@ def build_funnel(run_dir: str) -> dict[str, Any]:
         except KeyError:
             writes_corpus = False
         out = shard_totals(corpus_dir if writes_corpus else f"{d}/kept")
+        terms = s.get("conservation") or {}
+        documents_in = terms.get("documents_in", prev["documents"] if prev else None)
         entry = {"stage": s["stage"], "index": s["index"], "seconds": s.get("seconds"),
-                 "documents_in": prev["documents"] if prev else None, "tokens_in": prev["tokens"] if prev else None,
+                 "documents_in": documents_in, "tokens_in": prev["tokens"] if prev else None,
                  "documents_out": out["documents"], "tokens_out": out["tokens"],
-                 "removed": removals_by_reason(f"{d}/removed"), "rejects": s.get("rejects", 0)}
+                 "removed": removals_by_reason(f"{d}/removed"), "rejects": s.get("rejects", 0),
+                 "conservation": terms or None}
         if writes_corpus:
             entry["note"] = "writes the corpus: documents may repeat (upsampling) or be dropped (downsampling)"
         stages.append(entry)

@@ -63,7 +63,8 @@ class StageSpec:
     """A stage type: its settings model, how to build its phases, and an optional driver-side finalizer.
 
     ``finalize(settings, ctx)`` runs once in the driver after all phases completed (reports, manifests) and
-    returns a JSON-able summary that goes into the run manifest.
+    returns a JSON-able summary that goes into the run manifest; an ``accounting`` key in it (``documents_in``,
+    ``kept``, ``removed``, ``skipped``) replaces the runner's own count of the stage's conservation terms.
     """
 
     name: str
@@ -73,6 +74,9 @@ class StageSpec:
     description: str = ""
     # When True, the stage writes the run's final corpus itself (e.g. mix) into ctx.extra["corpus_dir"].
     writes_corpus: bool = False
+    # Up-front check of the settings before the run's first stage (eval sets, models ...): raises with the
+    # problem, returns the identity ``{path: [size, mtime]}`` of extra files the stage reads (or None).
+    check: Callable[[Any], dict[str, Any] | None] | None = None
 
 
 _REGISTRY: dict[str, StageSpec] | None = None

@@ -103,8 +103,17 @@ def mix(
         raise MixError(f"{config}: no output_dir in the file and no --output")
     if seed is not None:
         cfg = cfg.model_copy(update={"seed": seed})
+    from pipelines.outputs import claim_output
+
+    claim_output(out_dir, "mix", adopt=("manifest.json", ".mix-work"))
     manifest = run_mix(cfg, out_dir, work_dir=work_dir, default_inputs=default_inputs, tokenizer=tokenizer,
                        progress=lambda s: typer.echo(s, err=True))
+    for warning in manifest["warnings"]:
+        typer.echo(f"warning: {warning}", err=True)
+    unmatched = manifest["unmatched"] or {}
+    if unmatched.get("documents"):
+        typer.echo(f"{unmatched['documents']:,} input document(s) match no source (see manifest.json 'unmatched')",
+                   err=True)
     typer.echo(epochs_summary(manifest))
     typer.echo(f"{manifest['documents']:,} documents, {manifest['tokens']:,} tokens in "
                f"{len(manifest['shards'])} shard(s): {out_dir}/manifest.json")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from pipelines.cli._app import app
+from pipelines.cli._app import app, in_range
 from pipelines.cli._train_options import (
     BUCKET,
     DIM,
@@ -32,17 +32,18 @@ def recall(
     positives: list[str] = typer.Option(..., "--positives", "-p", help="Seed math documents (records with text)."),
     negatives: list[str] = typer.Option(..., "--negatives", "-n", help="Seed general documents."),
     output: str = typer.Option(..., "--output", "-o", help="Folder for round_NN/ results and recall.json."),
-    rounds: int = typer.Option(4, help="Number of rounds (DeepSeekMath: 4)."),
+    rounds: int = typer.Option(4, min=1, help="Number of rounds (DeepSeekMath: 4)."),
     model: str = typer.Option(None, help="Use this model in round 1 instead of training one on the seeds."),
-    threshold: float = typer.Option(None, help="Recall threshold (default: each round's model card)."),
-    domain_threshold: float = typer.Option(0.10, help="A domain with a larger recalled share is a math domain."),
-    min_domain_docs: int = typer.Option(1, help="Ignore domains with fewer pool documents."),
-    prefix_depth: int = typer.Option(1, help="URL path segments in a math path prefix (0: whole domain)."),
-    min_prefix_recalled: int = typer.Option(1, help="Recalled pages a prefix needs to count as a math path."),
-    candidate_min_score: float = typer.Option(0.0, help="Candidates must score at least this."),
-    max_candidates: int = typer.Option(None, help="At most this many new positives per round."),
-    negative_ratio: float = typer.Option(1.0, help="Pool negatives sampled per candidate."),
-    negative_max_score: float = typer.Option(0.1, help="Pool negatives must score below this."),
+    threshold: float = typer.Option(None, min=0, max=1, help="Recall threshold (default: each round's model card)."),
+    domain_threshold: float = typer.Option(0.10, callback=in_range(gt=0, lt=1),
+                                          help="A domain with a larger recalled share is a math domain."),
+    min_domain_docs: int = typer.Option(1, min=1, help="Ignore domains with fewer pool documents."),
+    prefix_depth: int = typer.Option(1, min=0, help="URL path segments in a math path prefix (0: whole domain)."),
+    min_prefix_recalled: int = typer.Option(1, min=1, help="Recalled pages a prefix needs to count as a math path."),
+    candidate_min_score: float = typer.Option(0.0, min=0, max=1, help="Candidates must score at least this."),
+    max_candidates: int = typer.Option(None, min=1, help="At most this many new positives per round."),
+    negative_ratio: float = typer.Option(1.0, min=0, help="Pool negatives sampled per candidate."),
+    negative_max_score: float = typer.Option(0.1, min=0, max=1, help="Pool negatives must score below this."),
     dim: Dim = DIM,
     lr: Lr = LR,
     word_ngrams: WordNgrams = WORD_NGRAMS,
@@ -55,6 +56,9 @@ def recall(
 ) -> None:
     """Train, score the pool, find math domains and URL paths, add their unrecalled pages, retrain; repeat."""
     from classifiers.recall import RecallConfig, run_rounds
+    from pipelines.outputs import claim_output
+
+    claim_output(output, "recall", adopt=("recall.json", "round_01"))
 
     params = train_params(threads, dim=dim, lr=lr, word_ngrams=word_ngrams, min_count=min_count, epoch=epoch,
                           bucket=bucket, seed=seed, target_recall=target_recall)

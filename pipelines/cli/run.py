@@ -13,8 +13,8 @@ from pipelines.cli._app import app
 def run(
     manifest: Path = typer.Argument(..., help="YAML manifest (see manifests/)."),
     executor: str = typer.Option(None, "--executor", "-e", help="ray (default) or local; overrides the manifest."),
-    workers: int = typer.Option(None, "--workers", "-w", help="Tasks running at once."),
-    tasks: int = typer.Option(None, "--tasks", help="Tasks (shards) per phase; overrides the manifest."),
+    workers: int = typer.Option(None, "--workers", "-w", min=-1, help="Tasks running at once (-1: as many as tasks)."),
+    tasks: int = typer.Option(None, "--tasks", min=1, help="Tasks (shards) per phase; overrides the manifest."),
     output: str = typer.Option(None, "--output", "-o", help="Output folder (local path or fsspec URL)."),
     ray_address: str = typer.Option(None, "--ray-address", help="Join this Ray cluster (default: RAY_ADDRESS)."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Show datatrove's task logs."),

@@ -1,4 +1,5 @@
-"""``decontam``: remove documents that contain eval items (normalized 13-gram + LCS rule) and ship an audit report.
+"""``decontam``: remove documents that contain eval items (13-gram + LCS, short-item and reworded tiers) and ship an
+audit report.
 
 The index is built once in the driver and saved to ``{stage_dir}/index/``; every worker loads it lazily.
 Kept documents go to ``ctx.kept_dir``, removed ones to ``ctx.removed_dir`` with evidence columns, and the
@@ -48,7 +49,7 @@ DecontamSettings = create_model(
 class DecontamFilter(PipelineStep):
     """Checks each document against the saved index; writes kept, removed (+ evidence) and evidence JSONL."""
 
-    name = "🦠 13-gram + LCS decontamination"
+    name = "🦠 decontamination (13-gram + LCS, short, reworded)"
     type = "🦠 - DECONT"
 
     def __init__(self, index_path: str, kept_dir: str, removed_dir: str, evidence_dir: str):
@@ -60,21 +61,25 @@ class DecontamFilter(PipelineStep):
     def run(self, data: DocumentsPipeline = None, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
         from decontam.index import NGramIndex
         from decontam.matcher import Matcher
-        from decontam.run import EVIDENCE_FIELDS, REASON, check_record_texts, evidence_columns
+        from decontam.run import EVIDENCE_FIELDS, REASON, check_record, evidence_columns
 
         if self._matcher is None:
             self._matcher = Matcher(NGramIndex.load(self.index_path))
         kept = DocSink(f"{self.kept_dir}/{rank:05d}.parquet", write_empty=True)
         removed = RemovedSink(self.removed_dir, rank, EVIDENCE_FIELDS)
         by_source: Counter[str] = Counter()  # per-rank report data: counters, evidence lines go straight to disk
-        with atomic_open(f"{self.evidence_dir}/{rank:05d}.jsonl", "wb") as evidence:
+        with atomic_open(f"{self.evidence_dir}/{rank:05d}.jsonl", "wb") as evidence, \
+                atomic_open(f"{self.evidence_dir}/{rank:05d}.near.jsonl", "wb") as near_file:
             try:
                 for doc in data or ():
                     source = str(doc.metadata.get("source") or "unknown")
                     by_source[source] += 1
                     self.stat_update("documents")
                     with self.track_time():
-                        ev = check_record_texts(self._matcher, [("text", doc.text)])
+                        ev, near = check_record(self._matcher, [("text", doc.text)])
+                    for m in near:  # near misses (kept documents), for the report's review list
+                        near_file.write(json.dumps({"doc_id": doc.id, "source": source, "url": doc.metadata.get(
+                            "url"), "input": None, **m}, ensure_ascii=False, sort_keys=True).encode("utf-8") + b"\n")
                     if ev is None:
                         kept.write_doc(doc)
                         self.stat_update("kept")
@@ -119,6 +124,25 @@ def build(settings: DecontamSettings, ctx: StageContext) -> list[Phase]:
     return [Phase("decontam", [ParquetShardReader(ctx.input_dir), step], tasks=ctx.tasks)]
 
 
+def check(settings: DecontamSettings) -> dict:
+    """Before the run starts: the selected eval sets exist in the registry and their files are there."""
+    import os
+
+    from decontam.evalsets import load_registry
+    from pipelines.validate import file_identity
+
+    _config(settings)  # threshold ranges
+    files = {}
+    for spec in load_registry(settings.registry_path).select(settings.evalsets):
+        location = spec.resolve(settings.evalsets_root)
+        if "://" not in location and not os.path.exists(location):
+            if settings.allow_hub and spec.hub:
+                continue
+            raise MathcorpusError(f"eval set {spec.name!r}: file not found: {location}")
+        files[location] = file_identity(location)
+    return files
+
+
 def finalize(settings: DecontamSettings, ctx: StageContext) -> dict:
     import pyarrow.parquet as pq
 
@@ -127,16 +151,20 @@ def finalize(settings: DecontamSettings, ctx: StageContext) -> dict:
 
     with open_file(f"{ctx.stage_dir}/index/meta.json", "rt") as fh:
         meta = json.load(fh)
-    removals, by_source = [], Counter()
+    removals, near_misses, by_source = [], [], Counter()
     fs = fsspec.get_fs_token_paths(ctx.stage_dir)[0]
     for rank in range(ctx.tasks):
         base = f"{ctx.stage_dir}/evidence/{rank:05d}"
-        if not fs.exists(f"{base}.counts.json"):
-            continue
+        if not fs.exists(f"{base}.counts.json"):  # every rank writes one, even with no documents
+            raise MathcorpusError(f"stage 'decontam': {base}.counts.json: missing (rank {rank} did not finish; "
+                                  "rerun the same command to resume)")
         with open_file(f"{base}.counts.json", "rt") as fh:
             by_source.update(json.load(fh))
         with open_file(f"{base}.jsonl", "rt") as fh:
             removals.extend(json.loads(line) for line in fh if line.strip())
+        if fs.exists(f"{base}.near.jsonl"):
+            with open_file(f"{base}.near.jsonl", "rt") as fh:
+                near_misses.extend(json.loads(line) for line in fh if line.strip())
     inputs = []
     for path in expand_paths(ctx.input_dir, exts=PARQUET_EXT):
         with open_file(path, "rb") as fh:
@@ -145,6 +173,7 @@ def finalize(settings: DecontamSettings, ctx: StageContext) -> dict:
         inputs.append({"path": shown, "sha256": sha256_file(path), "documents": rows})
     report = build_report(config=_config(settings), evalsets=meta["evalsets"], inputs=inputs,
                           documents_by_source=by_source, removals=removals, index=meta["index"],
+                          near_misses=near_misses,
                           extra_config={"mode": "stage", "evalsets_selection": settings.evalsets})
     write_reports(report, ctx.stage_dir)
     t = report["totals"]
@@ -158,5 +187,7 @@ STAGE = StageSpec(
     settings=DecontamSettings,
     build=build,
     finalize=finalize,
-    description="remove documents containing eval items (normalized 13-gram + LCS); audit report json/md/html",
+    check=check,
+    description="remove documents containing eval items (13-gram + LCS on despaced tokens, short items, reworded "
+                "items by numeric fingerprint); audit report json/md/html with near misses",
 )

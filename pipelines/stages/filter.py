@@ -17,7 +17,7 @@ from pydantic import Field
 
 from corpus.filters.heuristics import BoilerplateConfig, HeuristicsConfig, LengthConfig, RatioConfig, RepetitionConfig
 from corpus.filters.tiers import TierConfig
-from corpus.io import PARQUET_EXT, expand_paths, open_file
+from corpus.io import open_file
 from corpus.langid import LanguageIdentifier
 from pipelines.registry import Phase, StageContext, StageSettings, StageSpec
 from pipelines.steps.filter import LanguageGate, QualityFilterStep
@@ -75,12 +75,10 @@ def column_counts(folder: str, column: str) -> dict[str, int]:
     """Value counts of one column over a folder's Parquet shards (footers + that column only)."""
     import pyarrow.parquet as pq
 
-    try:
-        files = expand_paths(folder, exts=PARQUET_EXT)
-    except Exception:
-        return {}
+    from pipelines.accounting import folder_files
+
     counts: Counter = Counter()
-    for f in files:
+    for f in folder_files(folder, missing_ok=True):  # absent: nothing removed; unreadable: an error
         with open_file(f, "rb") as fh:
             pf = pq.ParquetFile(fh)
             if column in pf.schema_arrow.names:

@@ -98,10 +98,13 @@ def finalize(settings: MixSettings, ctx: StageContext) -> dict:
     manifest = write_release_manifest(plan, cfg, work_dir, ctx.extra["corpus_dir"])
     if not settings.keep_work:
         shutil.rmtree(f"{work_dir}/buckets", ignore_errors=True)
+    for warning in manifest["warnings"]:
+        print(f"    mix: warning: {warning}")
     return {
         "documents": manifest["documents"], "tokens": manifest["tokens"], "shards": len(manifest["shards"]),
         "sources": {n: {k: s[k] for k in ("documents", "tokens", "epochs", "requested_share", "realized_share")}
                     for n, s in manifest["sources"].items()},
+        "unmatched": manifest["unmatched"], "warnings": manifest["warnings"], "accounting": manifest["accounting"],
     }
 
 

@@ -96,13 +96,10 @@ def build(settings: TokensSettings, ctx: StageContext) -> list[Phase]:
 def finalize(settings: TokensSettings, ctx: StageContext) -> dict:
     import polars as pl
 
-    from corpus.io import PARQUET_EXT, expand_paths
+    from pipelines.accounting import folder_files
 
-    try:
-        files = expand_paths(ctx.kept_dir, exts=PARQUET_EXT)
-    except Exception:
-        return {"tokens": 0, "tokenizer": settings.tokenizer_path or settings.tokenizer}
-    total = pl.scan_parquet(files).select(pl.col("n_tokens").sum()).collect().item()
+    files = folder_files(ctx.kept_dir)  # every rank writes a shard: a missing folder is an error
+    total = pl.scan_parquet(files).select(pl.col("n_tokens").sum()).collect().item() if files else 0
     return {"tokens": int(total or 0), "tokenizer": settings.tokenizer_path or settings.tokenizer}
 
 
