@@ -54,11 +54,12 @@ def train(
     bucket: Bucket = BUCKET,
     threads: Threads = 0,
     seed: Seed = SEED,
-    valid_fraction: float = typer.Option(0.1, help="Share of the data held out for validation."),
-    max_chars: int = typer.Option(MAX_CHARS, help="Characters of a document the classifier reads (train+score)."),
-    max_tokens: int = typer.Option(MAX_TOKENS, help="Tokens of a document the classifier reads."),
+    valid_fraction: float = typer.Option(0.1, min=0, max=0.99, help="Share of the data held out for validation."),
+    max_chars: int = typer.Option(MAX_CHARS, min=1,
+                                   help="Characters of a document the classifier reads (train+score)."),
+    max_tokens: int = typer.Option(MAX_TOKENS, min=1, help="Tokens of a document the classifier reads."),
     target_recall: TargetRecall = None,
-    target_precision: float = typer.Option(None, help="... or this validation precision."),
+    target_precision: float = typer.Option(None, min=0, max=1, help="... or this validation precision."),
     text_field: str = typer.Option("text", help="Record field holding the text."),
 ) -> None:
     """Train a math classifier; writes OUTPUT/model.bin and the model card OUTPUT/model.json."""
@@ -81,9 +82,9 @@ def evaluate(
     model: str = typer.Argument(..., help="Model folder (or .bin file)."),
     positives: list[str] = typer.Option(..., "--positives", "-p", help=POS_HELP),
     negatives: list[str] = typer.Option(..., "--negatives", "-n", help=NEG_HELP),
-    threshold: float = typer.Option(None, help="Threshold to report (default: the model card's)."),
-    target_precision: float = typer.Option(None, help="Also find the threshold reaching this precision."),
-    target_recall: float = typer.Option(None, help="Also find the threshold reaching this recall."),
+    threshold: float = typer.Option(None, min=0, max=1, help="Threshold to report (default: the model card's)."),
+    target_precision: float = typer.Option(None, min=0, max=1, help="Also find the threshold reaching this precision."),
+    target_recall: float = typer.Option(None, min=0, max=1, help="Also find the threshold reaching this recall."),
     plot: str = typer.Option(None, "--plot", help="Write the PR curve to this PNG file."),
     output: str = typer.Option(None, "--output", "-o", help="Write the JSON report to this file."),
     text_field: str = typer.Option("text", help="Record field holding the text."),
@@ -118,10 +119,11 @@ def score(
     output: str = typer.Option(..., "--output", "-o", help="Folder: kept/ and removed/ shards, score.json."),
     model: list[str] = typer.Option(..., "--model", "-m",
                                     help="Model folder; SOURCE=PATH for a per-source model (web, book, code)."),
-    threshold: float = typer.Option(None, help="Keep documents scoring at least this (default: model cards)."),
+    threshold: float = typer.Option(None, min=0, max=1,
+                                    help="Keep documents scoring at least this (default: model cards)."),
     keep_all: bool = typer.Option(False, "--keep-all", help="Keep every document (only write math_score)."),
     source: str = typer.Option(None, help="Source of the documents (web, book, code ...) when records lack one."),
-    batch_size: int = typer.Option(1024, help="Documents per batched fastText call."),
+    batch_size: int = typer.Option(1024, min=1, help="Documents per batched fastText call."),
 ) -> None:
     """Write math_score for every document; keep those at or above the threshold."""
     from classifiers.score import ModelSet, parse_model_specs, score_files

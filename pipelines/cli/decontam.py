@@ -24,12 +24,13 @@ def decontam(
                                 "(SFT/RL data, e.g. question,answer) instead of the text column; records are "
                                 "kept as they are (JSONL)."),
     text_column: str = typer.Option("text", "--text-column", help="Column holding the document text."),
-    ngram: int = typer.Option(_C.ngram, "--ngram", help="n of the n-gram candidate match."),
-    lcs_ratio: float = typer.Option(_C.lcs_ratio, "--lcs-ratio", help="Minimum |LCS| / min(len(window), len(item))."),
-    min_lcs: int = typer.Option(_C.min_lcs, "--min-lcs", help="Minimum |LCS| in tokens."),
-    window_slack: float = typer.Option(_C.window_slack, "--window-slack",
+    ngram: int = typer.Option(_C.ngram, "--ngram", min=1, help="n of the n-gram candidate match."),
+    lcs_ratio: float = typer.Option(_C.lcs_ratio, "--lcs-ratio", min=0, max=1,
+                                    help="Minimum |LCS| / min(len(window), len(item))."),
+    min_lcs: int = typer.Option(_C.min_lcs, "--min-lcs", min=0, help="Minimum |LCS| in tokens."),
+    window_slack: float = typer.Option(_C.window_slack, "--window-slack", min=0,
                                        help="Window widening on each side, as a fraction of the item length."),
-    min_short_tokens: int = typer.Option(_C.min_short_tokens, "--min-short-tokens",
+    min_short_tokens: int = typer.Option(_C.min_short_tokens, "--min-short-tokens", min=1,
                                          help="Question parts shorter than --ngram but at least this long must "
                                          "match exactly; shorter ones are not checked."),
     short_exact_answers: bool = typer.Option(_C.short_exact_answers, "--short-exact-answers",

@@ -18,11 +18,11 @@ def extract(
                             "code, jsonl or parquet."),
     html_column: str = typer.Option(None, "--html-column", help="For JSONL/Parquet pages: the column with the HTML "
                                     "(implies --format html-records)."),
-    tasks: int = typer.Option(1, "--tasks", help="Tasks (output shards)."),
+    tasks: int = typer.Option(1, "--tasks", min=1, help="Tasks (output shards)."),
     executor: str = typer.Option("local", "--executor", "-e", help="local or ray."),
-    timeout: float = typer.Option(20.0, "--timeout", help="Seconds per web page (0: no limit)."),
-    max_page_bytes: int = typer.Option(10_000_000, "--max-page-bytes", help="Larger pages are rejected."),
-    max_tokens: int = typer.Option(3500, "--max-tokens", help="Token budget of one book part."),
+    timeout: float = typer.Option(20.0, "--timeout", min=0, help="Seconds per web page (0: no limit)."),
+    max_page_bytes: int = typer.Option(10_000_000, "--max-page-bytes", min=1, help="Larger pages are rejected."),
+    max_tokens: int = typer.Option(3500, "--max-tokens", min=64, help="Token budget of one book part."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Show datatrove's task logs."),
 ) -> None:
     """Extract web pages (math kept as LaTeX), books or code into document-schema Parquet under OUTPUT/corpus."""

@@ -17,8 +17,8 @@ def corpus_stats(
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of tables."),
     markdown: bool = typer.Option(False, "--markdown", help="Print Markdown tables."),
     plot_dir: str = typer.Option(None, "--plot", help="Write PNG charts (shares, lengths, math_score) here."),
-    top: int = typer.Option(20, "--top", help="How many top domains to list."),
-    bins: int = typer.Option(20, "--bins", help="math_score histogram bins."),
+    top: int = typer.Option(20, "--top", min=0, help="How many top domains to list."),
+    bins: int = typer.Option(20, "--bins", min=1, help="math_score histogram bins."),
     approx: bool = typer.Option(False, "--approx", help="Count distinct texts with HyperLogLog (bounded memory)."),
 ) -> None:
     """Documents, tokens, characters and bytes by source (or --by COLUMN), length quantiles, math_score
