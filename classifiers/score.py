@@ -14,10 +14,9 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from classifiers.data import RECORD_EXT
 from classifiers.model import MathClassifier
-from corpus.io import InputError, Reject, expand_paths, iter_records, write_json
-from corpus.schema import normalize_row
+from corpus.io import Reject, common_root, resolve_document_inputs, write_json, write_jsonl
+from corpus.records import iter_documents
 
 DEFAULT = "default"
 REMOVED_REASON = "low_math_score"
@@ -93,16 +92,13 @@ def batched(items: Iterable[Any], n: int) -> Iterator[list[Any]]:
         yield batch
 
 
-def _records(path: str, source: str | None) -> Iterator[dict[str, Any]]:
-    for pos, rec in iter_records(path):
-        if isinstance(rec, Reject):
-            raise InputError(str(rec))
-        if rec.get("id") in (None, ""):
-            rec = {**rec, "id": f"{os.path.basename(path)}:{pos}"}
-        try:
-            yield normalize_row(rec, source=source)
-        except ValueError as e:
-            raise InputError(f"{path}:{pos}: {e} (set the documents' source with --source)") from None
+def _records(path: str, source: str | None, root: str, rejects: list[Reject]) -> Iterator[dict[str, Any]]:
+    """Schema rows of one input file (the shared record reader); bad records go to ``rejects``."""
+    for item in iter_documents([path], source, root=root):
+        if isinstance(item, Reject):
+            rejects.append(item)
+            continue
+        yield item
 
 
 def score_files(
@@ -124,9 +120,11 @@ def score_files(
     from corpus.io import atomic_open
     from corpus.schema import with_extra_fields
 
-    files = expand_paths(inputs, exts=RECORD_EXT)
+    files = resolve_document_inputs(inputs)
+    root = common_root(files)
     models.load()
-    counts = {"documents": 0, "kept": 0, "removed": 0, "unscored": 0}
+    counts = {"documents": 0, "kept": 0, "removed": 0, "unscored": 0, "rejected": 0}
+    rejects: list[Reject] = []
     extra = [pa.field("reason", pa.string()), THRESHOLD_FIELD]
     for n, path in enumerate(files):
         name = f"{n:05d}.parquet"
@@ -134,20 +132,24 @@ def score_files(
             kw = pq.ParquetWriter(kf, with_extra_fields(), compression="zstd")
             rw = pq.ParquetWriter(rf, with_extra_fields(extra), compression="zstd")
             try:
-                _score_file(models, path, source, batch_size, keep_all, kw, rw, counts, extra)
+                _score_file(models, _records(path, source, root, rejects), batch_size, keep_all, kw, rw, counts,
+                            extra)
             finally:
                 kw.close()
                 rw.close()
+    counts["rejected"] = len(rejects)
+    if rejects:
+        write_jsonl((r.to_json() for r in rejects), f"{output_dir}/rejects.jsonl")
     summary = {"inputs": files, "models": models.describe(), "keep_all": keep_all, **counts}
     write_json(summary, f"{output_dir}/score.json")
     return summary
 
 
-def _score_file(models: ModelSet, path: str, source: str | None, batch_size: int, keep_all: bool, kept_writer,
+def _score_file(models: ModelSet, rows: Iterable[dict[str, Any]], batch_size: int, keep_all: bool, kept_writer,
                 removed_writer, counts: dict[str, int], extra: list[pa.Field]) -> None:
     from corpus.schema import rows_to_table
 
-    for batch in batched(_records(path, source), batch_size):
+    for batch in batched(rows, batch_size):
         scores, thr = models.score([r["text"] for r in batch], [r["source"] for r in batch])
         kept, removed = [], []
         for row, s, t in zip(batch, scores.tolist(), thr.tolist(), strict=True):

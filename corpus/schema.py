@@ -55,12 +55,14 @@ def normalize_row(record: Mapping[str, Any], source: str | None = None) -> dict[
     ``source`` (the input group's kind) wins over the record's own ``source`` value, which is kept in the
     metadata as ``orig_source`` when it differs (datasets often use ``source`` for provenance).
 
-    Raises :class:`SchemaError` when ``text`` is missing or not a string, or ``id`` is missing.
+    Raises :class:`SchemaError` when ``text`` is missing or not a string, ``id`` is missing, or a schema
+    column holds a value of the wrong type (``n_tokens: "abc"``, ``math_score: "high"``).
     """
     if "text" not in record or not isinstance(record["text"], str):
         raise SchemaError("record has no string 'text' field")
     if record.get("id") in (None, ""):
         raise SchemaError("record has no 'id' field")
+    check_types(record)
     row: dict[str, Any] = {c: None for c in COLUMNS}
     extras: dict[str, Any] = {}
     meta = record.get("metadata")
@@ -79,6 +81,9 @@ def normalize_row(record: Mapping[str, Any], source: str | None = None) -> dict[
         else:
             extras[key] = value
     row["id"] = str(row["id"])
+    for c in _INT_RANGES:
+        if isinstance(row[c], float):
+            row[c] = int(row[c])
     if source is not None:
         if row["source"] not in (None, source):
             extras["orig_source"] = row["source"]
@@ -86,6 +91,44 @@ def normalize_row(record: Mapping[str, Any], source: str | None = None) -> dict[
     row["source"] = check_source(row["source"])
     row["metadata"] = dumps_metadata(extras)
     return row
+
+
+_STRING_COLUMNS = ("source", "url", "domain", "lang")
+_FLOAT_COLUMNS = ("lang_score", "math_score")
+_INT_RANGES = {"quality_tier": (-(2**7), 2**7 - 1), "n_tokens": (-(2**63), 2**63 - 1)}
+
+
+def check_types(record: Mapping[str, Any]) -> None:
+    """Raise :class:`SchemaError` naming the first schema column whose value has the wrong type.
+
+    Strings must be strings, scores numbers, ``quality_tier``/``n_tokens`` whole numbers in their column's range
+    (``12.0`` is accepted as 12; numeric strings are not numbers). ``None`` is always allowed (nullable).
+    """
+    ident = record.get("id")
+    if isinstance(ident, bool) or not isinstance(ident, str | int):
+        raise SchemaError(f"field 'id' must be a string or an integer, got {_show(ident)}")
+    for c in _STRING_COLUMNS:
+        v = record.get(c)
+        if v is not None and not isinstance(v, str):
+            raise SchemaError(f"field {c!r} must be a string, got {_show(v)}")
+    for c in _FLOAT_COLUMNS:
+        v = record.get(c)
+        if v is not None and (isinstance(v, bool) or not isinstance(v, int | float)):
+            raise SchemaError(f"field {c!r} must be a number, got {_show(v)}")
+    for c, (lo, hi) in _INT_RANGES.items():
+        v = record.get(c)
+        if v is None:
+            continue
+        if isinstance(v, float) and v.is_integer():
+            v = int(v)
+        if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
+            span = f" in {lo}..{hi}" if c == "quality_tier" else ""
+            raise SchemaError(f"field {c!r} must be an integer{span}, got {_show(v)}")
+
+
+def _show(v: Any) -> str:
+    text = repr(v)
+    return f"{type(v).__name__} {text[:60]}{'...' if len(text) > 60 else ''}"
 
 
 def dumps_metadata(extras: Mapping[str, Any]) -> str:

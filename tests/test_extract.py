@@ -350,10 +350,11 @@ stages:
     assert "code/vendor/v.py" not in by_id
     assert any(r["source"] == "web" and (r["url"] or "").endswith("math.html") for r in rows)
     stage = result.stages[0]
-    assert stage["rejects"] == 3  # empty page, clipped archive, vendored file
+    assert stage["rejects"] == 2  # empty page, clipped archive (the vendored file is a skip, counted apart)
     stats = json.loads((tmp_path / "run/stages/00_extract/logs/extract/stats.json").read_text())
     counters = {k for s in stats for k in s["stats"]}
-    assert {"rejected_empty", "rejected_corrupt_archive", "rejected_skipped_vendored"} <= counters
+    assert "rejected_empty" in counters and {"rejected_corrupt_archive", "rejected_truncated"} & counters
+    assert "skipped_vendored" in counters and "rejected_skipped_vendored" not in counters
 
 
 def test_cli_extract_books(tmp_path):

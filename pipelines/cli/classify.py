@@ -115,7 +115,8 @@ def evaluate(
 
 @classify_app.command()
 def score(
-    inputs: list[str] = typer.Argument(..., help="JSONL/Parquet record files, folders or globs."),
+    inputs: list[str] = typer.Argument(..., help="JSONL/Parquet record files, folders or globs, another command's "
+                                       "output folder (its kept/) or a run folder (its corpus/)."),
     output: str = typer.Option(..., "--output", "-o", help="Folder: kept/ and removed/ shards, score.json."),
     model: list[str] = typer.Option(..., "--model", "-m",
                                     help="Model folder; SOURCE=PATH for a per-source model (web, book, code)."),
@@ -133,4 +134,4 @@ def score(
     summary = score_files(ModelSet(parse_model_specs(model), threshold), inputs, output, keep_all=keep_all,
                           batch_size=batch_size, source=source)
     typer.echo(f"{summary['documents']} documents: {summary['kept']} kept, {summary['removed']} removed, "
-               f"{summary['unscored']} unscored -> {output}")
+               f"{summary['unscored']} unscored, {summary['rejected']} rejected -> {output}")

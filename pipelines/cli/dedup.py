@@ -36,7 +36,8 @@ def ingest(paths: list[str], dest: str, shards: int, source: str | None) -> tupl
 
 @app.command()
 def dedup(
-    inputs: list[str] = typer.Argument(..., help="JSONL or Parquet files, folders or globs (document schema)."),
+    inputs: list[str] = typer.Argument(..., help="JSONL or Parquet files, folders or globs (document schema), "
+                                       "another command's output folder (its kept/) or a run folder (its corpus/)."),
     output: str = typer.Option(..., "--output", "-o", help="Writes OUTPUT/kept/, OUTPUT/removed/ and "
                                "OUTPUT/dedup_report.json."),
     executor: str = typer.Option("local", "--executor", "-e", help="local or ray."),
@@ -116,10 +117,34 @@ def dedup(
         from pipelines.runner import count_rows
 
         n_docs = count_rows(f"{out}/work/input")
+        rejected = _count_lines(fs, f"{out}/work/rejects.jsonl")
     write_json({"hash": key}, cfg_path)
     if workers == 0:  # small inputs: run tasks in this process (no worker start-up per phase)
         workers = 1 if n_docs < 50_000 and executor == "local" else -1
     summary = run_standalone(settings, f"{out}/work/input", out, executor=executor, workers=workers)
+    _add_rejects(f"{out}/dedup_report.json", rejected, f"{out}/work/rejects.jsonl")
     by = ", ".join(f"{k} {v:,}" for k, v in summary["removed_by_reason"].items() if v) or "none"
-    typer.echo(f"{summary['documents']:,} documents: {summary['kept']:,} kept, {summary['removed']:,} removed ({by})")
+    typer.echo(f"{summary['documents']:,} documents: {summary['kept']:,} kept, {summary['removed']:,} removed ({by}), "
+               f"{rejected:,} rejected")
     typer.echo(f"report: {out}/dedup_report.json")
+
+
+def _count_lines(fs, path: str) -> int:
+    if not fs.exists(path):
+        return 0
+    with fs.open(path, "rb") as fh:
+        return sum(1 for line in fh if line.strip())
+
+
+def _add_rejects(report_path: str, rejected: int, rejects_file: str) -> None:
+    """Records that never became documents (bad JSON, wrong types ...) in the report: in = documents + rejected."""
+    import json
+
+    from corpus.io import open_file, write_json
+
+    with open_file(report_path, "rb") as fh:
+        report = json.load(fh)
+    report["rejected"] = rejected
+    if rejected:
+        report["rejects_file"] = rejects_file
+    write_json(report, report_path)

@@ -10,7 +10,8 @@ from pipelines.cli._app import app
 
 @app.command("filter")
 def filter_cmd(
-    inputs: list[str] = typer.Argument(..., help="JSONL or Parquet files, folders or globs (records with id, text)."),
+    inputs: list[str] = typer.Argument(..., help="JSONL or Parquet files, folders or globs (records with text), "
+                                       "another command's output folder (its kept/) or a run folder (its corpus/)."),
     output: str = typer.Option(..., "--output", "-o", help="Writes OUTPUT/kept/00000.parquet, "
                                "OUTPUT/removed/00000.parquet (with reason) and OUTPUT/filter_report.json."),
     config: str = typer.Option(None, "--config", "-c", help="YAML file with filter stage settings (thresholds, "

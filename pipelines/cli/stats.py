@@ -12,7 +12,8 @@ stats_app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 
 
 def corpus_stats(
-    paths: list[str] = typer.Argument(..., help="Shard files, folders, globs or fsspec URLs."),
+    paths: list[str] = typer.Argument(..., help="Shard files, folders, globs or fsspec URLs; a run folder means its "
+                                      "corpus/, another command's output folder its kept/ shards."),
     by: list[str] = typer.Option(["source"], "--by", help="Group by this column (repeat for several)."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of tables."),
     markdown: bool = typer.Option(False, "--markdown", help="Print Markdown tables."),
@@ -23,9 +24,14 @@ def corpus_stats(
 ) -> None:
     """Documents, tokens, characters and bytes by source (or --by COLUMN), length quantiles, math_score
     histogram, top domains and the exact-duplicate share of a set of shards."""
+    from corpus.io import PARQUET_EXT, InputError, resolve_document_inputs
     from corpus.stats import EXACT_LIMIT, corpus_stats, plot, to_markdown
 
-    result = corpus_stats(paths, by=by, top=top, bins=bins, exact_limit=0 if approx else EXACT_LIMIT)
+    files = resolve_document_inputs(paths)  # a run folder means its corpus/, a command's output its kept/
+    other = [f for f in files if not f.lower().endswith(PARQUET_EXT)]
+    if other:
+        raise InputError(f"{other[0]}: not a Parquet shard (corpus-stats reads Parquet shards only)")
+    result = corpus_stats(files, by=by, top=top, bins=bins, exact_limit=0 if approx else EXACT_LIMIT)
     if plot_dir:
         result["plots"] = plot(result, plot_dir)
     if as_json:

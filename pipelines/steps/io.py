@@ -13,17 +13,16 @@ import pyarrow.parquet as pq
 from datatrove.data import DocumentsPipeline
 from datatrove.pipeline.base import PipelineStep
 
-from corpus.io import PARQUET_EXT, expand_paths, open_file
+from corpus.io import PARQUET_EXT, InputError, list_shards, open_file
 from corpus.schema import conform_table, document_to_row, row_to_document, rows_to_table, with_extra_fields
 
 
 def shard_files(folder: str, rank: int, world_size: int) -> list[str]:
-    """The Parquet files of ``folder`` that rank ``rank`` of ``world_size`` reads (sorted, round-robin)."""
-    try:
-        files = expand_paths(folder, exts=PARQUET_EXT)
-    except Exception:
-        return []
-    return files[rank::world_size]
+    """The Parquet files of ``folder`` that rank ``rank`` of ``world_size`` reads (sorted, round-robin).
+
+    A folder that does not exist yet holds nothing; any other listing failure (permission, credentials,
+    network) raises :class:`corpus.io.InputError` naming the folder, never an empty list."""
+    return list_shards(folder, PARQUET_EXT, missing_ok=True)[rank::world_size]
 
 
 def iter_row_group_batches(pf: pq.ParquetFile, batch_size: int) -> Iterable[pa.RecordBatch]:
@@ -53,12 +52,16 @@ class ParquetShardReader(PipelineStep):
             yield from data
         for path in shard_files(self.folder, rank, world_size):
             with open_file(path, "rb") as fh:
-                pf = pq.ParquetFile(fh)
-                for batch in iter_row_group_batches(pf, self.batch_size):
-                    table = conform_table(pa.Table.from_batches([batch]), path=path)
-                    for row in table.to_pylist():
-                        self.stat_update("documents")
-                        yield row_to_document(row)
+                try:
+                    pf = pq.ParquetFile(fh)
+                    batches = iter_row_group_batches(pf, self.batch_size)
+                    for batch in batches:
+                        table = conform_table(pa.Table.from_batches([batch]), path=path)
+                        for row in table.to_pylist():
+                            self.stat_update("documents")
+                            yield row_to_document(row)
+                except (OSError, pa.ArrowException) as e:  # a stage's own shard: unreadable is an error
+                    raise InputError(f"{path}: not a readable Parquet shard: {type(e).__name__}: {e}") from None
 
 
 class DocSink:
@@ -177,7 +180,7 @@ class RemovedSink(DocSink):
 
 def read_shards(folder: str) -> pa.Table:
     """All shards of a folder as one table (tests, finalizers, small data)."""
-    files = expand_paths(folder, exts=PARQUET_EXT) if os.path.exists(folder) or "://" in folder else []
+    files = list_shards(folder, PARQUET_EXT, missing_ok=True)
     tables = []
     for f in files:
         with open_file(f, "rb") as fh:
