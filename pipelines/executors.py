@@ -14,6 +14,7 @@ from typing import Any
 
 from datatrove.executor.local import LocalPipelineExecutor
 from datatrove.executor.ray import RayPipelineExecutor
+from loguru import logger
 
 from pipelines.logs import quiet_logs  # noqa: F401  (re-exported for the CLI)
 
@@ -83,10 +84,21 @@ class TaskRecords:
     memory (for sizing)."""
 
     def _run_for_rank(self, rank: int, local_rank: int = 0, *args, **kwargs):
-        if not self.is_rank_completed(rank):
-            _reset_peak_rss()
-            self._task_started = (rank, time.time(), _cpu_seconds())
-        return super()._run_for_rank(rank, local_rank, *args, **kwargs)
+        if self.is_rank_completed(rank):
+            return super()._run_for_rank(rank, local_rank, *args, **kwargs)
+        from pipelines.progress import ProgressSettings, TaskProgress
+
+        _reset_peak_rss()
+        self._task_started = (rank, time.time(), _cpu_seconds())
+        tracker = TaskProgress(self.logging_dir, rank, self.pipeline, self.world_size,
+                               ProgressSettings.from_env().every_seconds).start()
+        state = "failed"
+        try:
+            result = super()._run_for_rank(rank, local_rank, *args, **kwargs)
+            state = "done" if self.is_rank_completed(rank) else "failed"
+            return result
+        finally:
+            tracker.stop(state)
 
     def mark_rank_as_completed(self, rank: int) -> None:
         """Write the task record first, so a completed rank always has one (even if killed right after)."""
@@ -99,7 +111,32 @@ class TaskRecords:
             }
             with self.logging_dir.open(f"tasks/{rank:05d}.json", "w") as fh:
                 json.dump(record, fh)
+            # datatrove's "Total Runtime" above sums per-document step means; this is the task's real time
+            logger.info(f"Task {rank}: wall {record['seconds']:.1f} s, CPU {record['cpu_seconds']:.1f} s, "
+                        f"peak RSS {record['peak_rss_mb']:.0f} MiB")
         super().mark_rank_as_completed(rank)
+
+
+def stage_stats(stage_dir: str, documents: int | None, wall_seconds: float) -> dict[str, Any]:
+    """A stage's cost from its task records (every phase): CPU seconds, throughput per core, peak memory per task.
+
+    ``docs_per_core_second`` divides by the tasks' summed wall seconds (one task holds one core)."""
+    import fsspec
+
+    fs, _, (root,) = fsspec.get_fs_token_paths(stage_dir)
+    records = []
+    for path in sorted(fs.glob(f"{root}/logs/*/tasks/*.json")):
+        with fs.open(path, "rt") as fh:
+            records.append(json.load(fh))
+    task_seconds = sum(r["seconds"] for r in records)
+    return {
+        "tasks": len(records),
+        "cpu_seconds": round(sum(r["cpu_seconds"] for r in records), 3),
+        "task_seconds": round(task_seconds, 3),
+        "docs_per_second": round(documents / wall_seconds, 2) if documents is not None and wall_seconds else None,
+        "docs_per_core_second": round(documents / task_seconds, 2) if documents is not None and task_seconds else None,
+        "peak_rss_mb": max((r["peak_rss_mb"] for r in records), default=None),
+    }
 
 
 class LocalExecutor(TaskRecords, LocalPipelineExecutor):

@@ -18,6 +18,7 @@ def run(
     output: str = typer.Option(None, "--output", "-o", help="Output folder (local path or fsspec URL)."),
     ray_address: str = typer.Option(None, "--ray-address", help="Join this Ray cluster (default: RAY_ADDRESS)."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Show datatrove's task logs."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No live progress (`mathcorpus status` still works)."),
 ) -> None:
     """Run MANIFEST: every stage in order, resumable; writes shards, run.json and the corpus folder."""
     from pipelines.executors import EXECUTORS, quiet_logs
@@ -29,5 +30,5 @@ def run(
     quiet_logs(verbose)
     m = load_manifest(manifest)
     result = run_manifest(m, executor=executor, workers=workers, tasks=tasks, output=output,
-                          ray_address=ray_address, progress=lambda s: typer.echo(s, err=True))
+                          ray_address=ray_address, progress=lambda s: typer.echo(s, err=True), live=not quiet)
     typer.echo(f"corpus: {result.corpus_dir}  ({result.seconds:.1f}s)")
