@@ -1,8 +1,8 @@
 """One HTML page -> main text in Markdown with its formulas as LaTeX (math pass + trafilatura).
 
 :func:`extract_page` is pure (no I/O): bytes or str in, :class:`Page` out, or :class:`ExtractError` with a
-one-line reason (binary content, too large, timed out, no main text). :func:`decode_html` picks the charset
-from the BOM, the HTTP header, the ``<meta charset>`` declaration, UTF-8, then charset detection.
+one-line reason (binary content, too large, timed out, no main text). :func:`decode_with_evidence` picks the
+charset from the BOM, the declared charset when the bytes agree with it, else the evidence in the bytes.
 """
 
 from __future__ import annotations
@@ -53,6 +53,7 @@ class Page:
     formulas: int = 0  # formulas found in the page
     formulas_kept: int = 0  # ... of which survived the main-text extraction
     formula_kinds: dict[str, int] = field(default_factory=dict)
+    charset: dict[str, Any] = field(default_factory=dict)  # the decoding decision when it was not the declared one
 
     def metadata(self) -> dict[str, Any]:
         out: dict[str, Any] = {"formulas": self.formulas, "formulas_kept": self.formulas_kept}
@@ -62,6 +63,8 @@ class Page:
             out["title"] = self.title
         if self.formula_kinds:
             out["formula_kinds"] = self.formula_kinds
+        if self.charset.get("reason"):
+            out["charset"] = self.charset
         return out
 
 
@@ -89,33 +92,84 @@ def _codec(name: str | None) -> str | None:
         return None
 
 
+LATIN_LABELS = ("iso8859-1", "ascii", "cp1252", "latin-1", "iso-8859-1")
+_MULTIBYTE_UTF8 = re.compile(rb"[\xc2-\xf4][\x80-\xbf]+")
+
+
+_ESCAPED = re.compile("[\udc80-\udcff]")
+
+
+def _utf8_with_stray_bytes(data: bytes) -> tuple[str, int] | None:
+    """UTF-8 text whose few invalid bytes are read as windows-1252 (one stray latin-1 byte in a UTF-8 page);
+    None when invalid bytes are not rare next to valid multi-byte sequences (then it is not UTF-8)."""
+    text = data.decode("utf-8", "surrogateescape")
+    bad = len(_ESCAPED.findall(text))
+    if bad > max(2, len(_MULTIBYTE_UTF8.findall(data)) // 10):
+        return None
+    return _ESCAPED.sub(lambda m: bytes([ord(m.group()) - 0xDC00]).decode("cp1252", "replace"), text), bad
+
+
 def decode_html(data: bytes | str, header_charset: str | None = None) -> tuple[str, str]:
     """``(text, encoding)`` for raw page bytes. Raises :class:`ExtractError` for binary content."""
+    text, decision = decode_with_evidence(data, header_charset)
+    return text, decision["charset"]
+
+
+def decode_with_evidence(data: bytes | str, header_charset: str | None = None) -> tuple[str, dict[str, Any]]:
+    """``(text, decision)``: the charset is taken from the BOM, else the declared one (HTTP header, then
+    ``<meta charset>``) when the bytes decode with it, else the evidence in the bytes decides:
+
+    * a latin-1 / windows-1252 label on bytes that are valid UTF-8 with multi-byte sequences: UTF-8 (a single-byte
+      text almost never forms valid UTF-8 sequences by chance);
+    * a UTF-8 label (or none) with a few invalid bytes among valid multi-byte sequences: UTF-8, the stray bytes read
+      as windows-1252;
+    * otherwise charset detection (Resiliparse ``detect_encoding``, uchardet-based).
+
+    ``decision`` holds ``charset`` and, when the declared charset was not used, ``declared`` and ``reason``
+    (kept in the document's metadata)."""
     if isinstance(data, str):
-        return data, "str"
+        return data, {"charset": "str"}
     if looks_binary(data):
         raise ExtractError("binary content (not an HTML page)")
     for bom, enc in ((b"\xef\xbb\xbf", "utf-8"), (b"\xff\xfe", "utf-16-le"), (b"\xfe\xff", "utf-16-be")):
         if data.startswith(bom):
-            return data[len(bom):].decode(enc, "replace"), enc
-    candidates = [_codec(header_charset)]
+            return data[len(bom):].decode(enc, "replace"), {"charset": enc, "reason": "byte order mark"}
     m = META_CHARSET.search(data[:4096])
-    candidates.append(_codec(m.group(1).decode("ascii", "ignore")) if m else None)
-    candidates.append("utf-8")
-    for enc in candidates:
-        if not enc:
-            continue
-        if enc in ("iso8859-1", "ascii", "cp1252"):
-            enc = "cp1252"  # what browsers do for latin-1 labels
+    declared = _codec(header_charset) or (_codec(m.group(1).decode("ascii", "ignore")) if m else None)
+    if declared in LATIN_LABELS:
+        declared = "cp1252"  # what browsers do for latin-1 labels
+    if declared == "cp1252" and _MULTIBYTE_UTF8.search(data):
         try:
-            return data.decode(enc), enc
+            return data.decode("utf-8"), {"charset": "utf-8", "declared": declared,
+                                          "reason": "declared single-byte charset, bytes are valid UTF-8"}
+        except UnicodeDecodeError:
+            pass
+    if declared:
+        try:
+            return data.decode(declared), {"charset": declared}
         except (UnicodeDecodeError, LookupError):
-            continue
-    from charset_normalizer import from_bytes
+            pass
+    else:
+        try:
+            return data.decode("utf-8"), {"charset": "utf-8"}
+        except UnicodeDecodeError:
+            pass
+    if declared not in (None, "utf-8"):
+        try:
+            return data.decode("utf-8"), {"charset": "utf-8", "declared": declared,
+                                          "reason": f"declared {declared} does not decode; valid UTF-8"}
+        except UnicodeDecodeError:
+            pass
+    if declared in (None, "utf-8"):
+        mixed = _utf8_with_stray_bytes(data)
+        if mixed is not None:
+            return mixed[0], {"charset": "utf-8", "declared": declared, "invalid_bytes": mixed[1],
+                              "reason": "mostly valid UTF-8; invalid bytes read as windows-1252"}
+    from resiliparse.parse.encoding import detect_encoding
 
-    best = from_bytes(data[:200_000]).best()
-    enc = best.encoding if best is not None else "utf-8"
-    return data.decode(enc, "replace"), enc
+    enc = _codec(detect_encoding(data[:200_000])) or "utf-8"
+    reason = f"declared {declared} does not decode; detected" if declared else "undeclared; detected"
+    return data.decode(enc, "replace"), {"charset": enc, "declared": declared, "reason": reason}
 
 
 # ---- time limit ------------------------------------------------------------------------------------------
@@ -356,7 +410,8 @@ def extract_page(
     if max_bytes and size > max_bytes:
         raise ExtractError(f"page too large ({size} bytes > max_page_bytes {max_bytes})")
     with time_limit(timeout):
-        html, encoding = decode_html(data, header_charset)
+        html, charset = decode_with_evidence(data, header_charset)
+        encoding = charset["charset"]
         tree = parse_html(html)
         url = page_url(tree, url)
         date, title = page_date(tree), page_title(tree)
@@ -367,4 +422,4 @@ def extract_page(
         raise ExtractError("no main text found")
     text, kept = restore(unescape_markdown(text), mp)
     return Page(text=text.strip(), url=url, domain=domain_of(url), date=date, title=title,
-                formulas=len(mp.formulas), formulas_kept=kept, formula_kinds=mp.counts())
+                formulas=len(mp.formulas), formulas_kept=kept, formula_kinds=mp.counts(), charset=charset)

@@ -4,7 +4,9 @@ Each handler yields schema rows or :class:`corpus.io.Reject` objects: a page tha
 empty, too large, timed out, no main text) or a corrupt archive record is a Reject naming the file, the
 record and the reason; the file's other pages are still read. Options (``FileContext.options``, merged from
 the extract stage settings and the input's ``options``): ``timeout``, ``max_page_bytes``, ``html_column``,
-``url_column``, ``trafilatura`` (extra ``trafilatura.extract`` keyword arguments).
+``url_column``, ``trafilatura`` (extra ``trafilatura.extract`` keyword arguments), and
+``_firstpass`` (set by the extract step: the first pass of :mod:`corpus.extract.prefilter`, which sends pages that
+are not math candidates to removed/ unextracted).
 """
 
 from __future__ import annotations
@@ -12,11 +14,18 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from corpus.extract.html import DEFAULT_MAX_BYTES, DEFAULT_TIMEOUT, ExtractError, domain_of, extract_page
-from corpus.io import InputError, Reject, iter_records, open_file
+from corpus.extract.html import (
+    DEFAULT_MAX_BYTES,
+    DEFAULT_TIMEOUT,
+    ExtractError,
+    decode_with_evidence,
+    domain_of,
+    extract_page,
+)
+from corpus.extract.prefilter import decide, first_pass_signals
+from corpus.extract.warc import iter_archive
+from corpus.io import InputError, Reject, Skip, iter_records, open_file
 from corpus.records import FileContext
-
-HTML_TYPES = ("text/html", "application/xhtml+xml")
 
 
 def _page_row(data: bytes | str, ctx: FileContext, doc_id: str, url: str | None = None,
@@ -41,100 +50,62 @@ def read_html_file(path: str, ctx: FileContext) -> Iterator[dict | Reject]:
     limit = int(ctx.options.get("max_page_bytes", DEFAULT_MAX_BYTES))
     data = _read_bytes(path, limit)
     try:
-        yield _page_row(data, ctx, ctx.doc_id(), path=ctx.relpath)
+        yield _page_or_removed(data, ctx, ctx.doc_id(), path=ctx.relpath)
     except ExtractError as e:
         yield Reject(path, 0, str(e))
 
 
-def _header_charset(content_type: str | None) -> str | None:
-    if content_type and "charset=" in content_type.lower():
-        return content_type.lower().split("charset=", 1)[1].split(";")[0].strip()
-    return None
+def _page_or_removed(data: bytes | str, ctx: FileContext, doc_id: str, url: str | None = None,
+                     header_charset: str | None = None, **extra: Any) -> dict:
+    """The extracted page; with a first pass (``ctx.options['_firstpass']``) a page that is not a candidate
+    comes back unextracted, as a removed row (``_removed``) holding its first-pass signals."""
+    fp = ctx.options.get("_firstpass")
+    if fp is None:
+        return _page_row(data, ctx, doc_id, url=url, header_charset=header_charset, **extra)
+    raw = data if isinstance(data, bytes) else data.encode("utf-8", "surrogatepass")
+    html, _ = decode_with_evidence(raw, header_charset)
+    sig, _ = first_pass_signals(raw, html, fp.score, fp.settings.text_chars)
+    decide(sig, domain_of(url), fp.threshold, fp.settings)
+    if not sig.candidate:
+        return {"id": doc_id, "text": "", "url": url, "domain": domain_of(url), "firstpass": sig.to_dict(),
+                "_removed": "firstpass", **extra}
+    return _page_row(html, ctx, doc_id, url=url, firstpass=sig.to_dict(), **extra)
 
 
-def read_warc(path: str, ctx: FileContext) -> Iterator[dict | Reject]:
-    """WARC/ARC (HTML ``response`` records, extracted) and WET (``conversion`` records, text as is).
+def read_warc(path: str, ctx: FileContext) -> Iterator[dict | Reject | Skip]:
+    """WARC/ARC (HTML ``response``/``resource`` records, extracted) and WET (``conversion`` records, text as is).
 
-    Ids are the WARC-Record-ID; a record that cannot be read ends the file with a Reject (the records read
-    before it are kept)."""
-    from warcio.archiveiterator import ArchiveIterator
-
+    Ids are the WARC-Record-ID; every document carries its provenance (``warc_file``, ``warc_offset``,
+    ``warc_length``, ``warc_record_id``, ``crawl_date``). A corrupt record is a Reject and reading resumes at the
+    next record (:mod:`corpus.extract.warc`); records that are no documents come out as :class:`Skip` (counted
+    by reason: not_html, non_2xx, revisit, request ...)."""
     limit = int(ctx.options.get("max_page_bytes", DEFAULT_MAX_BYTES))
-    try:
-        fh = open_file(path, "rb")
-    except OSError as e:
-        raise InputError(f"{path}: cannot open: {e}") from e
-    pos = 0
-    with fh:
-        it = iter(ArchiveIterator(fh, arc2warc=True))
-        while True:
-            pos += 1
-            try:
-                record = next(it)
-            except StopIteration:
-                break
-            except Exception as e:  # truncated gzip, bad headers: what was read stays
-                yield Reject(path, pos, f"corrupt archive record: {type(e).__name__}: {e}")
-                break
-            try:
-                row = _warc_record(record, ctx, path, pos, limit)
-            except ExtractError as e:
-                rid = record.rec_headers.get_header("WARC-Record-ID") or ""
-                yield Reject(path, pos, f"{rid} {e}".strip())
+    n = 0
+    for item in iter_archive(path, max_bytes=limit):
+        n += 1
+        if isinstance(item, Reject):  # a Skip is a Reject subclass: both go to the reader's counters
+            yield item
+            continue
+        extra = item.provenance(ctx.relpath)
+        url = extra.pop("url")
+        rid = item.record_id or ctx.doc_id(n)
+        where = f"{rid} at byte offset {item.offset}"
+        if item.rec_type == "conversion":
+            text = item.payload.decode("utf-8", "replace").strip()
+            if not text:
+                yield Reject(path, n, f"{where}: empty WET record")
                 continue
-            except Exception as e:
-                yield Reject(path, pos, f"corrupt archive record: {type(e).__name__}: {e}")
-                break
-            if row is not None:
-                yield {**row, "_line": pos}
-                if row.get("truncated"):
-                    yield Reject(path, pos, "archive truncated inside this record (partial page kept, "
-                                            "marked truncated); nothing after it can be read")
-                    break
-
-
-def _warc_record(record, ctx: FileContext, path: str, pos: int, limit: int) -> dict | None:
-    headers = record.rec_headers
-    rid = (headers.get_header("WARC-Record-ID") or "").strip("<>") or ctx.doc_id(pos)
-    url = headers.get_header("WARC-Target-URI")
-    date = headers.get_header("WARC-Date")
-    extra = {"crawl_date": date, "warc_file": ctx.relpath, "warc_record": pos}
-    if record.rec_type == "conversion":
-        text = record.content_stream().read().decode("utf-8", "replace").strip()
-        if not text:
-            raise ExtractError("empty WET record")
-        return {"id": rid, "text": text, "url": url, "domain": domain_of(url), **extra}
-    if record.rec_type not in ("response", "resource"):
-        return None
-    ctype = ""
-    if record.http_headers is not None:
-        if record.http_headers.get_statuscode() and not record.http_headers.get_statuscode().startswith("2"):
-            return None
-        ctype = record.http_headers.get_header("Content-Type") or ""
-    ctype = ctype or headers.get_header("WARC-Identified-Payload-Type") or headers.get_header("Content-Type") or ""
-    if not any(t in ctype.lower() for t in HTML_TYPES):
-        return None
-    data, truncated = _read_payload(record, limit + 1)
-    if truncated:
-        extra["truncated"] = True
-    return _page_row(data, ctx, rid, url=url, header_charset=_header_charset(ctype), **extra)
-
-
-def _read_payload(record, limit: int) -> tuple[bytes, bool]:
-    """The record payload (up to ``limit`` bytes); on a truncated archive, what could be read and True."""
-    stream, chunks, size = record.content_stream(), [], 0
-    try:
-        while size < limit:
-            chunk = stream.read(min(65536, limit - size))
-            if not chunk:
-                break
-            chunks.append(chunk)
-            size += len(chunk)
-    except (EOFError, OSError, ValueError):
-        if not chunks:
-            raise
-        return b"".join(chunks), True
-    return b"".join(chunks), False
+            yield {"id": rid, "text": text, "url": url, "domain": domain_of(url), **extra, "_line": n}
+            continue
+        if len(item.payload) > limit:
+            yield Reject(path, n, f"{where}: page too large (> max_page_bytes {limit})")
+            continue
+        try:
+            row = _page_or_removed(item.payload, ctx, rid, url=url, header_charset=item.charset, **extra)
+        except ExtractError as e:
+            yield Reject(path, n, f"{where}: {e}")
+            continue
+        yield {**row, "_line": n}
 
 
 def read_html_records(path: str, ctx: FileContext) -> Iterator[dict | Reject]:
@@ -154,7 +125,7 @@ def read_html_records(path: str, ctx: FileContext) -> Iterator[dict | Reject]:
         url = rec.pop(url_col, None)
         rec.pop("text", None)
         try:
-            row = _page_row(html, ctx, str(doc_id), url=url if isinstance(url, str) else None)
+            row = _page_or_removed(html, ctx, str(doc_id), url=url if isinstance(url, str) else None)
         except ExtractError as e:
             yield Reject(path, pos, f"{doc_id}: {e}")
             continue

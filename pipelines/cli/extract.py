@@ -23,6 +23,11 @@ def extract(
     timeout: float = typer.Option(20.0, "--timeout", min=0, help="Seconds per web page (0: no limit)."),
     max_page_bytes: int = typer.Option(10_000_000, "--max-page-bytes", min=1, help="Larger pages are rejected."),
     max_tokens: int = typer.Option(3500, "--max-tokens", min=64, help="Token budget of one book part."),
+    prefilter: str = typer.Option(None, "--prefilter", help="First-pass model folder (python -m "
+                                  "classifiers.firstpass): only web pages that may hold math are extracted; the "
+                                  "others go to the stage's removed/ with their signals."),
+    prefilter_threshold: float = typer.Option(None, "--prefilter-threshold", min=0.0, max=1.0,
+                                              help="First-pass threshold (default: the model card's)."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Show datatrove's task logs."),
 ) -> None:
     """Extract web pages (math kept as LaTeX), books or code into document-schema Parquet under OUTPUT/corpus."""
@@ -53,9 +58,11 @@ def extract(
         "inputs": [{"name": source, "source": source, "paths": [os.path.abspath(p) for p in inputs],
                     "format": fmt, "options": options}],
         "stages": [{"stage": "extract", "timeout": timeout, "max_page_bytes": max_page_bytes,
-                    "max_tokens": max_tokens}],
+                    "max_tokens": max_tokens, "prefilter": os.path.abspath(prefilter) if prefilter else None,
+                    "prefilter_threshold": prefilter_threshold}],
     })
     result = run_manifest(manifest, progress=lambda s: typer.echo(s, err=True))
     stage = result.stages[0]
-    typer.echo(f"extracted {stage['documents_out']} document(s), {stage['rejects']} rejected "
+    removed = f", {stage.get('documents_removed', 0)} turned away by the first pass" if prefilter else ""
+    typer.echo(f"extracted {stage['documents_out']} document(s){removed}, {stage['rejects']} rejected "
                f"(see {stage['dir']}/rejects/) -> {result.corpus_dir}  ({result.seconds:.1f}s)")

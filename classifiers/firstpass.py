@@ -1,0 +1,189 @@
+"""The first-pass model of the crawl reader: a high-recall fastText model scored on a page's fast view.
+
+Training data are labelled HTML pages (``pages.jsonl`` folders: ``file``, ``label`` math|general, ``site`` or
+``url``). Each page becomes :func:`corpus.extract.prefilter.model_text` (markup tokens + Resiliparse plain text),
+the text the first pass scores at crawl time. Sites are split three ways (a site's pages all land in one part):
+the model is trained on the train sites, its threshold is the highest that keeps ``target_recall`` (99.5 %) of
+the math pages of the validation sites, and it is reported on the test sites, which chose nothing.
+
+``python -m classifiers.firstpass PAGES_DIR... -o MODEL_DIR`` trains one (the README shows the command);
+:class:`FirstPass` is the scorer the extract step hands to the page readers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from classifiers.data import MATH, OTHER, Example
+from classifiers.metrics import evaluation_report, metrics_at
+from classifiers.model import MathClassifier, TrainParams, read_card, train_model
+from corpus.extract.html import decode_with_evidence, domain_of
+from corpus.extract.prefilter import FirstPassSettings, Signals, first_pass_signals, model_text
+from corpus.io import write_json
+
+TARGET_RECALL = 0.995
+FIRST_PASS_PARAMS = TrainParams(dim=32, lr=0.2, word_ngrams=2, min_count=1, epoch=15, bucket=50_000,
+                                threads=1, max_chars=4000, max_tokens=400)
+
+
+@dataclass(frozen=True)
+class Page:
+    path: str
+    label: str  # MATH or OTHER
+    site: str
+
+
+def load_pages(roots: Sequence[str]) -> list[Page]:
+    """Labelled pages of ``pages.jsonl`` folders (site: the ``site`` column, else the URL's domain, else the
+    upstream repository)."""
+    pages = []
+    for root in roots:
+        for line in Path(root, "pages.jsonl").read_text(encoding="utf-8").splitlines():
+            if not line.strip():
+                continue
+            r = json.loads(line)
+            if r.get("label") not in ("math", "general"):
+                continue
+            site = r.get("site") or domain_of(r.get("url")) or r.get("source_repo") or r["file"]
+            pages.append(Page(str(Path(root, r["file"])), MATH if r["label"] == "math" else OTHER, site))
+    return pages
+
+
+def site_part(site: str, seed: int = 0) -> str:
+    """``train`` (60 %), ``valid`` (20 %) or ``test`` (20 %) by a hash of the site name."""
+    h = int.from_bytes(hashlib.blake2b(f"{seed}\0{site}".encode(), digest_size=8).digest(), "big") / 2**64
+    return "train" if h < 0.6 else "valid" if h < 0.8 else "test"
+
+
+def page_signals(path: str, max_chars: int = 20_000) -> tuple[Signals, str]:
+    """The first pass's signals for one HTML file and the text its model scores."""
+    raw = Path(path).read_bytes()
+    html, _ = decode_with_evidence(raw)
+    sig, text = first_pass_signals(raw, html, None, max_chars)
+    return sig, model_text(sig, text)
+
+
+def examples(pages: Sequence[Page]) -> tuple[list[Example], list[int]]:
+    """Training examples and each page's formula-markup count."""
+    out, markup = [], []
+    for p in pages:
+        sig, text = page_signals(p.path)
+        out.append(Example(text, p.label, p.path))
+        markup.append(sig.formulas)
+    return out, markup
+
+
+def rule_threshold(scores: Sequence[float], markup: Sequence[int], labels: Sequence[bool], min_markup: int,
+                   target_recall: float) -> float:
+    """The highest score threshold at which the whole rule keeps ``target_recall`` of the math pages: only the
+    math pages that the markup rule misses need the model."""
+    math_scores = sorted(s for s, m, lab in zip(scores, markup, labels, strict=True) if lab)
+    need = [s for s, m, lab in zip(scores, markup, labels, strict=True) if lab and m < min_markup]
+    if not math_scores:
+        return 0.5
+    allowed = int(len(math_scores) * (1 - target_recall) + 1e-9)  # math pages the rule may miss
+    need.sort()
+    return float(need[allowed]) if allowed < len(need) else 1.0
+
+
+def rule_metrics(scores: Sequence[float], markup: Sequence[int], labels: Sequence[bool], threshold: float,
+                 min_markup: int) -> dict[str, Any]:
+    """Metrics of the first pass's whole rule (score >= threshold or markup >= min_markup)."""
+    decided = [1.0 if s >= threshold or m >= min_markup else 0.0 for s, m in zip(scores, markup, strict=True)]
+    return metrics_at(decided, labels, 0.5).to_dict()
+
+
+def train_first_pass(output_dir: str, roots: Sequence[str], params: TrainParams | None = None, *,
+                     target_recall: float = TARGET_RECALL, seed: int = 0) -> dict[str, Any]:
+    """Train on the train sites, threshold on the validation sites, report on the test sites; returns the card
+    (``first_pass`` holds the split and the test metrics)."""
+    params = replace(params or FIRST_PASS_PARAMS, target_recall=target_recall, seed=seed)
+    pages = load_pages(roots)
+    parts: dict[str, list[Page]] = {"train": [], "valid": [], "test": []}
+    for p in pages:
+        parts[site_part(p.site, seed)].append(p)
+    ex, markup = {}, {}
+    for k, v in parts.items():
+        ex[k], markup[k] = examples(v)
+    card = train_model(output_dir, ex["train"], ex["valid"], params)
+    clf = MathClassifier(output_dir)
+    rule = FirstPassSettings().min_markup
+    v_scores = clf.score([e.text for e in ex["valid"]]).tolist()
+    v_y = [e.label == MATH for e in ex["valid"]]
+    card["threshold"] = math.floor(rule_threshold(v_scores, markup["valid"], v_y, rule, target_recall) * 1e6) / 1e6
+    card["threshold_rule"] = (f"highest threshold with validation-site recall >= {target_recall} for the whole "
+                              f"first-pass rule (score >= threshold or formula markup >= {rule})")
+    card["validation_rule"] = rule_metrics(v_scores, markup["valid"], v_y, card["threshold"], rule)
+    scores = clf.score([e.text for e in ex["test"]]).tolist()
+    y = [e.label == MATH for e in ex["test"]]
+    card["first_pass"] = {
+        "roots": list(roots),
+        "split": "by site (blake2b of seed + site): 60 % train, 20 % validation (threshold), 20 % test (report)",
+        "sites": {k: len({p.site for p in v}) for k, v in parts.items()},
+        "pages": {k: {MATH: sum(p.label == MATH for p in v), OTHER: sum(p.label == OTHER for p in v)}
+                  for k, v in parts.items()},
+        "target_recall": target_recall,
+        "test": evaluation_report(scores, y, card["threshold"]),
+        "test_at_threshold": metrics_at(scores, y, card["threshold"]).to_dict(),
+        "test_rule": {"min_markup": rule, **rule_metrics(scores, markup["test"], y, card["threshold"], rule)},
+        "test_misses": [e.key for e, s, m, lab in zip(ex["test"], scores, markup["test"], y, strict=True)
+                        if lab and s < card["threshold"] and m < rule],
+    }
+    write_json(card, str(Path(output_dir) / "model.json"))
+    return card
+
+
+@dataclass
+class FirstPass:
+    """The scorer the page readers call (``ctx.options['_firstpass']``): model loaded lazily, once a worker."""
+
+    model_dir: str
+    settings: FirstPassSettings = field(default_factory=FirstPassSettings)
+    _clf: MathClassifier | None = None
+
+    @property
+    def clf(self) -> MathClassifier:
+        if self._clf is None:
+            self._clf = MathClassifier(self.model_dir, self.settings.threshold)
+        return self._clf
+
+    @property
+    def threshold(self) -> float:
+        return self.clf.threshold
+
+    def score(self, text: str) -> float:
+        return float(self.clf.score_prepared([self.clf.prepare(text)])[0])
+
+    def describe(self) -> dict[str, Any]:
+        card = read_card(self.model_dir, missing_ok=True) or {}
+        return {"model": self.model_dir, "threshold": self.threshold, "min_markup": self.settings.min_markup,
+                "domains": len(self.settings.domains), "test": card.get("first_pass", {}).get("test_at_threshold")}
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    import argparse
+
+    ap = argparse.ArgumentParser(prog="python -m classifiers.firstpass", description=__doc__.split("\n\n")[0])
+    ap.add_argument("roots", nargs="+", help="folders with pages.jsonl + the HTML files it names")
+    ap.add_argument("-o", "--output", required=True, help="model folder (model.bin + model.json)")
+    ap.add_argument("--target-recall", type=float, default=TARGET_RECALL)
+    ap.add_argument("--seed", type=int, default=0)
+    a = ap.parse_args(argv)
+    if not 0 < a.target_recall <= 1:
+        ap.error(f"--target-recall: expected a value in (0, 1], got {a.target_recall}")
+    card = train_first_pass(a.output, a.roots, target_recall=a.target_recall, seed=a.seed)
+    fp = card["first_pass"]
+    t, r = fp["test_at_threshold"], fp["test_rule"]
+    print(f"first-pass model -> {a.output}: threshold {card['threshold']:.4f} ({card['threshold_rule']}); "
+          f"test sites {fp['pages']['test']}: model recall {t['recall']:.4f} precision {t['precision']:.4f}; "
+          f"with markup >= {r['min_markup']}: recall {r['recall']:.4f} precision {r['precision']:.4f}")
+
+
+if __name__ == "__main__":
+    main()
