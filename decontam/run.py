@@ -17,7 +17,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from corpus.io import Reject, expand_paths, iter_records, write_jsonl, write_parquet
+from corpus.io import Reject, common_root, iter_records, resolve_document_inputs, write_jsonl, write_parquet
 from corpus.schema import SOURCES, SchemaError, normalize_row, rows_to_table
 from decontam.evalsets import LoadedSet, flatten, sha256_file
 from decontam.index import NGramIndex
@@ -121,7 +121,8 @@ def decontaminate_files(
     progress=None,
 ) -> dict[str, Any]:
     """Check every record of ``inputs``; write kept/removed/rejects and the report; return the report."""
-    files = expand_paths(list(inputs))
+    files = resolve_document_inputs(list(inputs))  # document shards only (a run folder: its corpus/)
+    root = common_root(files)
     matcher = Matcher(index)
     by_source: Counter[str] = Counter()
     removals: list[dict[str, Any]] = []
@@ -134,7 +135,7 @@ def decontaminate_files(
         kept = _Output(f"{output}/kept", stem, qa)
         removed = _Output(f"{output}/removed", stem, qa, [pa.field("reason", pa.string()), *EVIDENCE_FIELDS])
         n_docs = n_removed = 0
-        base = os.path.basename(path)
+        base = path[len(root):].lstrip("/") if root else path  # unique across inputs
         for pos, rec in iter_records(path):
             if isinstance(rec, Reject):
                 rejects.append(rec.to_json())
@@ -179,5 +180,6 @@ def decontaminate_files(
         extra_config={"mode": "columns" if qa else "text", "columns": list(columns or [text_column]),
                       "rejects": len(rejects)},
     )
+    report["totals"]["rejected"] = len(rejects)  # in = documents + rejected
     write_reports(report, output)
     return report

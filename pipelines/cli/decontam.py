@@ -40,6 +40,7 @@ def decontam(
                                    "file is missing (needs network and `datasets`)."),
 ) -> None:
     """Check INPUT documents against eval sets; write kept/removed shards and report.json/.md/.html."""
+    from corpus.io import require_columns, resolve_document_inputs
     from decontam.evalsets import load_sets
     from decontam.index import NGramIndex
     from decontam.run import decontaminate_files
@@ -50,10 +51,13 @@ def decontam(
     except ValueError as e:
         raise typer.BadParameter(str(e)) from e
     cols = [c.strip() for c in columns.split(",") if c.strip()] if columns else None
+    files = resolve_document_inputs(inputs)  # document shards only; a run folder means its corpus/
+    # A column the command was told to check must exist before any work (never an audit that checked nothing).
+    require_columns(files, cols or [text_column], "--columns" if cols else "--text-column", each=not cols)
     sets = load_sets(evalsets, evalsets_root, registry, allow_hub=allow_hub)
     index = NGramIndex.build(sets, config)
-    report = decontaminate_files(inputs, sets, index, output.rstrip("/"), columns=cols, text_column=text_column,
+    report = decontaminate_files(files, sets, index, output.rstrip("/"), columns=cols, text_column=text_column,
                                  progress=lambda s: typer.echo(s, err=True))
     t = report["totals"]
-    typer.echo(f"{t['documents']} documents, {t['removed']} removed, {t['kept']} kept; "
-               f"report: {output.rstrip('/')}/report.html")
+    typer.echo(f"{t['documents']} documents, {t['removed']} removed, {t['kept']} kept, "
+               f"{t.get('rejected', 0)} rejected; report: {output.rstrip('/')}/report.html")
