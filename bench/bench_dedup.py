@@ -41,6 +41,42 @@ def jsonl(path) -> list[dict]:
         return [json.loads(line) for line in fh if line.strip()]
 
 
+SPLITS = ("dev", "test")
+
+
+def split_of(key: str) -> str:
+    """``dev`` or ``test`` by a hash of a base document's / problem's id (half each): settings are chosen on
+    dev and reported on test, which they were not chosen on."""
+    import xxhash
+
+    return SPLITS[xxhash.xxh64_intdigest(key.encode("utf-8")) & 1]
+
+
+def by_split(docs: list[tuple[str, str]]) -> dict[str, list[tuple[str, str]]]:
+    return {sp: [d for d in docs if split_of(d[0]) == sp] for sp in SPLITS}
+
+
+def distinct_documents(docs: list[tuple[str, str]], max_jaccard: float = 0.3) -> list[tuple[str, str]]:
+    """``docs`` without the ones whose word 5-gram set overlaps an earlier one's by Jaccard >= ``max_jaccard``
+    (exact, over an inverted index; plain whitespace words, not our tokenizer). Real corpora hold their own
+    near-duplicates (two copies of the same program in a repository): as planted bases they would count as false
+    merges of *distinct* families."""
+    from collections import Counter
+
+    grams, postings, kept = [], {}, []
+    for text in (t for _, t in docs):
+        w = text.split()
+        grams.append({hash(tuple(w[i : i + 5])) for i in range(max(1, len(w) - 4))})
+    for i, g in enumerate(grams):
+        shared = Counter(j for h in g for j in postings.get(h, ()))
+        if any(n / (len(g) + len(grams[j]) - n) >= max_jaccard for j, n in shared.items()):
+            continue
+        kept.append(docs[i])
+        for h in g:
+            postings.setdefault(h, []).append(i)
+    return kept
+
+
 def base_documents(per_file: int, max_chars: int = 6000, min_words: int = 60) -> list[tuple[str, str]]:
     out = []
     for name in SEED_FILES:
@@ -51,7 +87,7 @@ def base_documents(per_file: int, max_chars: int = 6000, min_words: int = 60) ->
     for i, r in enumerate(jsonl(SHARED / "web" / "ground_truth.jsonl")):
         if len(r["text"].split()) >= min_words:
             out.append((f"web/{i}", r["text"][:max_chars]))
-    return out
+    return distinct_documents(out)
 
 
 def _evalset_rows() -> tuple[list[dict], list[dict]]:
@@ -254,104 +290,162 @@ def timed(system: str, folder: str, out: str, workers: int, shards: int) -> dict
 
 
 def planted_benchmark(work: str, per_file: int, workers: int) -> dict:
+    """Planted copies per split (base documents split by id), each split its own run, ours and datatrove."""
     from corpus.dedup.planted import KINDS, planted_set, score
 
-    base = base_documents(per_file)
-    planted = list(planted_set(base))
-    write_inputs([(p.id, p.text) for p in planted], f"{work}/planted", 2)
-    res = {}
-    for system in ("ours", "datatrove"):
-        r = timed(system, f"{work}/planted", f"{work}/planted_{system}", workers, 2)
-        res[system] = score(planted, r["cluster"])
-    print(f"\n## planted near-duplicates: {len(base)} base documents x {len(KINDS)} variants "
-          f"({len(planted)} documents)\n")
-    print("| variant | ours | datatrove default |\n|---|---|---|")
+    base = by_split(base_documents(per_file))
+    res: dict = {sp: {} for sp in SPLITS}
+    for sp in SPLITS:
+        planted = list(planted_set(base[sp]))
+        write_inputs([(p.id, p.text) for p in planted], f"{work}/planted_{sp}", 2)
+        for system in ("ours", "datatrove"):
+            r = timed(system, f"{work}/planted_{sp}", f"{work}/planted_{sp}_{system}", workers, 2)
+            res[sp][system] = score(planted, r["cluster"])
+    sizes = " / ".join(f"{sp} {len(base[sp])}" for sp in SPLITS)
+    print(f"\n## planted near-duplicates: base documents {sizes}, x {len(KINDS)} variants each\n")
+    print("| variant | ours dev | **ours test** | datatrove dev | datatrove test |\n|---|---|---|---|---|")
     for kind in KINDS:
         label = f"{kind} (hard negative: false merges)" if kind == "rewrite" else kind
-        print(f"| {label} | {res['ours'][kind]['merged']:.1%} | {res['datatrove'][kind]['merged']:.1%} |")
-    print(f"| pair precision | {res['ours']['all']['precision']:.2%} | {res['datatrove']['all']['precision']:.2%} |")
+        print(f"| {label} | " + " | ".join(f"{res[sp][s][kind]['merged']:.1%}" for s in ("ours", "datatrove")
+                                            for sp in SPLITS) + " |")
+    print("| pair precision | " + " | ".join(f"{res[sp][s]['all']['precision']:.2%}" for s in ("ours", "datatrove")
+                                           for sp in SPLITS) + " |")
     return res
 
 
-def evalset_benchmark(work: str, workers: int) -> dict:
-    """Every removal counts (strict); beside it, the removals whose reference answer differs from the kept
-    problem's (certainly a different problem) and those whose normalized text is identical (certainly not)."""
+def evalset_merges(docs: list[tuple[str, str]], cluster: dict[str, str], answer: dict[str, str]) -> dict:
+    """Removals (strict), those whose reference answer differs from the kept problem's (certainly distinct
+    problems) and those whose normalized text is identical (certainly not)."""
     from corpus.normalize import normalize_text
 
-    docs = eval_problems()
-    text, answer = dict(docs), eval_answers()
-    write_inputs(docs, f"{work}/evalsets", 2)
-    res = {s: timed(s, f"{work}/evalsets", f"{work}/evalsets_{s}", workers, 2) for s in ("ours", "datatrove")}
-    exact = len(docs) - len({" ".join(t.split()) for _, t in docs})
-    print(f"\n## distinct problems merged: GSM8K train + MATH train.partial ({len(docs):,} problems, "
-          f"{exact} exact repeats by whitespace-normalized text)\n")
-    sizes = {p: sum(i.startswith(p) for i, _ in docs) for p in ("gsm8k/", "math/")}
-    print("| system | GSM8K train removed | MATH train removed | all (strict) | share | answer differs | "
-          "same normalized text |\n|---|---|---|---|---|---|---|")
-    out = {}
-    for s, r in res.items():
-        cluster = r["cluster"]
-        removed = sorted(k for k, v in cluster.items() if k != v)
-        per = {p: sum(k.startswith(p) for k in removed) for p in sizes}
-        wrong = [k for k in removed if answer[k] != answer[cluster[k]]]
-        same = [k for k in removed if normalize_text(text[k]) == normalize_text(text[cluster[k]])]
-        print(f"| {s} | {per['gsm8k/']} / {sizes['gsm8k/']:,} | {per['math/']} / {sizes['math/']:,} | "
-              f"{len(removed)} / {len(docs):,} | {len(removed) / len(docs):.3%} | {len(wrong)} | {len(same)} |")
-        out[s] = {"removed": len(removed), "docs": len(docs), "answer_differs": len(wrong),
-                  "same_normalized": len(same), **per,
-                  "pairs": [{"removed": k, "kept": cluster[k], "answers": [answer[k], answer[cluster[k]]]}
-                            for k in removed]}
+    text = dict(docs)
+    removed = sorted(k for k, v in cluster.items() if k != v)
+    wrong = [k for k in removed if answer[k] != answer[cluster[k]]]
+    same = [k for k in removed if normalize_text(text[k]) == normalize_text(text[cluster[k]])]
+    per = {p: sum(k.startswith(p) for k in removed) for p in ("gsm8k/", "math/")}
+    return {"removed": len(removed), "docs": len(docs), "answer_differs": len(wrong), "same_normalized": len(same),
+            **per, "pairs": [{"removed": k, "kept": cluster[k], "answers": [answer[k], answer[cluster[k]]]}
+                             for k in removed]}
+
+
+def evalset_benchmark(work: str, workers: int) -> dict:
+    """Distinct problems merged, per split (problems split by id; each split its own run)."""
+    docs, answer = eval_problems(), eval_answers()
+    text = dict(docs)
+    out: dict = {}
+    print("\n## distinct problems merged: GSM8K train + MATH train.partial (problems split by id)\n")
+    print("| system | split | GSM8K train removed | MATH train removed | all (strict) | share | answer differs | "
+          "same normalized text |\n|---|---|---|---|---|---|---|---|")
+    for sp, part in by_split(docs).items():
+        write_inputs(part, f"{work}/evalsets_{sp}", 2)
+        sizes = {p: sum(i.startswith(p) for i, _ in part) for p in ("gsm8k/", "math/")}
+        for s in ("ours", "datatrove"):
+            r = timed(s, f"{work}/evalsets_{sp}", f"{work}/evalsets_{sp}_{s}", workers, 2)
+            m = out.setdefault(s, {})[sp] = evalset_merges(part, r["cluster"], answer)
+            print(f"| {s} | {sp} | {m['gsm8k/']} / {sizes['gsm8k/']:,} | {m['math/']} / {sizes['math/']:,} | "
+                  f"{m['removed']} / {len(part):,} | {m['removed'] / len(part):.3%} | {m['answer_differs']} | "
+                  f"{m['same_normalized']} |")
     print("\nOur merges, pair by pair (removed -> kept, reference answers):\n")
-    for p in out["ours"]["pairs"]:
-        print(f"- {p['removed']} -> {p['kept']}, answers {p['answers'][0]!r} / {p['answers'][1]!r}")
-        for k in (p["removed"], p["kept"]):
-            print(f"  - `{' '.join(text[k].split())[:300]}`")
+    for sp in SPLITS:
+        for p in out["ours"][sp]["pairs"]:
+            print(f"- {sp}: {p['removed']} -> {p['kept']}, answers {p['answers'][0]!r} / {p['answers'][1]!r}")
+            for k in (p["removed"], p["kept"]):
+                print(f"  - `{' '.join(text[k].split())[:300]}`")
     return out
 
 
-SWEEP = [{}, {"edit_rate": 0.15}, {"edit_rate": 0.25}, {"exact_tokens": 20}, {"exact_tokens": 30}, {"exact_tokens": 50},
-         {"symbol_change_rate": 0.0}, {"symbol_change_rate": 0.005}, {"symbol_change_rate": -1},
-         {"verify_threshold": 0.4}, {"edit_rate": -1}]
+# the verification settings searched on the dev split (every combination)
+GRID = {"edit_rate": (0.2, 0.25, 0.3), "exact_tokens": (30, 40, 50), "symbol_change_rate": (0.002, 0.005, 0.01, 0.02),
+        "symbol_exact_tokens": (0, 100, 200, 400), "frames": (True, False)}
+# previous defaults (before the length-scaled symbol rule), for comparison
+PREVIOUS = {"edit_rate": 0.2, "exact_tokens": 40, "symbol_change_rate": 0.002, "symbol_exact_tokens": 0,
+            "frames": True}
+
+
+def _candidates(docs: list[tuple[str, str]], cfg) -> tuple[list, list[tuple[int, int, float, object]]]:
+    """Features and LSH candidate pairs ``(a, b, similarity, token diff)`` of ``docs`` (what the stage
+    verifies), each pair's token diff computed once for every setting."""
+    from corpus.dedup.buckets import bucket_pairs
+    from corpus.dedup.minhash import band_keys, doc_features, signatures
+    from corpus.dedup.verify import similarity, token_diff
+
+    feats = [doc_features(t, cfg.shingle_size) for _, t in docs]
+    keys = band_keys(signatures([f.shingles for f in feats], cfg), cfg)
+    keys = np.hstack([keys, np.array([f.exact[0] for f in feats], dtype=np.uint64)[:, None]])
+    gids = np.arange(len(docs), dtype=np.uint64)
+    pairs = np.unique(np.concatenate([bucket_pairs(keys[:, b], gids, cfg.max_bucket_pairs)
+                                      for b in range(keys.shape[1])]))
+    out = []
+    for a, b in pairs:
+        a, b = int(a), int(b)
+        sim = similarity(feats[a].shingles, feats[b].shingles, cfg.metric)
+        out.append((a, b, sim, token_diff(feats[a].tokens, feats[b].tokens) if sim >= cfg.verify_threshold else None))
+    return feats, out
 
 
 def verification_sweep(per_file: int) -> dict:
-    """The verification settings around the defaults, on the same LSH candidates, in one process: planted
-    recall per kind, pair precision and evalset merges for each (the stage runs exactly this verification)."""
-    from corpus.dedup.buckets import bucket_pairs
-    from corpus.dedup.minhash import band_keys, doc_features, signatures
-    from corpus.dedup.params import DedupConfig
-    from corpus.dedup.planted import KINDS, planted_set, score
-    from corpus.dedup.verify import is_duplicate
+    """Every combination of :data:`GRID` on the same LSH candidates, in one process (the stage runs exactly
+    this verification: :func:`corpus.dedup.verify.accept`). The setting is chosen on the dev split: no
+    distinct problem merged (reference answers differ), no rewrite merged, pair precision >= 99.5 %, then the
+    best recall summed over the copy kinds, the fewest problem merges, the best precision, the strictest
+    allowances; dev and test are printed side by side."""
+    import itertools
 
-    planted = list(planted_set(base_documents(per_file)))
-    sets = {"planted": [(p.id, p.text) for p in planted], "evalsets": eval_problems()}
+    from corpus.dedup.params import DedupConfig
+    from corpus.dedup.planted import COPY_KINDS, KINDS, planted_set, score
+    from corpus.dedup.verify import accept, edits_allowed, symbols_allowed
+
     base = DedupConfig()
+    answer = eval_answers()
     prepared = {}
-    for name, docs in sets.items():
-        feats = [doc_features(t, base.shingle_size) for _, t in docs]
-        keys = band_keys(signatures([f.shingles for f in feats], base), base)
-        exact = np.array([f.exact[0] for f in feats], dtype=np.uint64)[:, None]
-        keys = np.hstack([keys, exact])
-        gids = np.arange(len(docs), dtype=np.uint64)
-        pairs = np.unique(np.concatenate([bucket_pairs(keys[:, b], gids, base.max_bucket_pairs)
-                                          for b in range(keys.shape[1])]))
-        prepared[name] = (docs, feats, [(int(a), int(b)) for a, b in pairs])
-    print("\n## verification settings (same candidates; planted % merged per kind, precision, evalset merges)\n")
-    print("| setting | " + " | ".join(KINDS) + " | precision | evalset merges |\n|" + "---|" * (len(KINDS) + 3))
-    out = {}
-    for change in SWEEP:
+    for sp in SPLITS:
+        planted = list(planted_set(by_split(base_documents(per_file))[sp]))
+        problems = by_split(eval_problems())[sp]
+        prepared[sp] = {"planted": (planted, *_candidates([(p.id, p.text) for p in planted], base)),
+                        "evalsets": (problems, *_candidates(problems, base))}
+
+    def evaluate(change: dict, sp: str) -> dict:
         cfg = DedupConfig(**change)
-        merged = {}
-        for name, (docs, feats, pairs) in prepared.items():
-            edges = [(a, b) for a, b in pairs if is_duplicate(feats[a].shingles, feats[b].shingles, feats[a].tokens,
-                                                              feats[b].tokens, cfg)[0]]
-            merged[name] = list(union_find(range(len(docs)), edges).values())
-        r = score(planted, {p.id: str(c) for p, c in zip(planted, merged["planted"], strict=True)})
-        ev = sum(c != i for i, c in enumerate(merged["evalsets"]))
-        label = ", ".join(f"{k}={v}" for k, v in change.items()) or "defaults"
-        print(f"| {label} | " + " | ".join(f"{r[k]['merged']:.1%}" for k in KINDS) +
-              f" | {r['all']['precision']:.2%} | {ev} |")
-        out[label] = {"planted": r, "evalset_merges": ev}
+        res = {}
+        for name, (docs, _, pairs) in prepared[sp].items():
+            edges = [(a, b) for a, b, sim, diff in pairs if diff is not None and accept(diff, cfg)]
+            ids = [d.id for d in docs] if name == "planted" else [d[0] for d in docs]
+            res[name] = {ids[i]: ids[c] for i, c in union_find(range(len(docs)), edges).items()}
+        r = score(prepared[sp]["planted"][0], res["planted"])
+        ev = evalset_merges(prepared[sp]["evalsets"][0], res["evalsets"], answer)
+        return {"planted": {k: v["merged"] for k, v in r.items() if k != "all"},
+                "precision": r["all"]["precision"], "merges": ev["removed"], "answer_differs": ev["answer_differs"]}
+
+    names = list(GRID)
+    settings = [dict(zip(names, values, strict=True)) for values in itertools.product(*GRID.values())]
+    dev = [(s, evaluate(s, "dev")) for s in settings]
+    ok = [(s, r) for s, r in dev if r["answer_differs"] == 0 and r["planted"]["rewrite"] == 0
+          and r["precision"] >= 0.995]
+    def strictness(s: dict) -> tuple:  # ties: the stricter setting (fewer symbols / edits allowed at 200 tokens)
+        cfg = DedupConfig(**s)
+        return symbols_allowed(200, cfg), edits_allowed(200, cfg), s["frames"]
+
+    ok.sort(key=lambda sr: (-sum(sr[1]["planted"][k] for k in COPY_KINDS), sr[1]["merges"], -sr[1]["precision"],
+                            strictness(sr[0])))
+    chosen = ok[0][0] if ok else PREVIOUS
+    shown = [("**chosen on dev**", chosen), ("previous defaults", PREVIOUS)] + \
+        [(f"dev rank {i + 2}", s) for i, (s, _) in enumerate(ok[1:6])]
+    print(f"\n## verification settings: {len(settings)} combinations of {', '.join(names)} searched on dev "
+          f"({len(ok)} meet the constraints); dev | test\n")
+    shown_kinds = ("boilerplate", "edit2", "edit5", "edit8", "rewrite")
+    print("| setting | " + " | ".join(f"{k} dev / test" for k in shown_kinds) +
+          " | precision dev / test | problems merged dev / test (answer differs) |\n|---" + "|---" * 7 + "|")
+    out = {"chosen": chosen, "rows": []}
+    for label, s in shown:
+        rd, rt = evaluate(s, "dev"), evaluate(s, "test")
+        desc = ", ".join(f"{k}={v}" for k, v in s.items())
+        print(f"| {label}: {desc} | " + " | ".join(f"{rd['planted'][k]:.1%} / {rt['planted'][k]:.1%}"
+                                                  for k in shown_kinds) +
+              f" | {rd['precision']:.2%} / {rt['precision']:.2%} | {rd['merges']} ({rd['answer_differs']}) / "
+              f"{rt['merges']} ({rt['answer_differs']}) |")
+        out["rows"].append({"label": label, "setting": s, "dev": rd, "test": rt})
+    print("\nplanted kinds, chosen setting, test split: " +
+          ", ".join(f"{k} {v:.1%}" for k, v in out["rows"][0]["test"]["planted"].items() if k in KINDS))
     return out
 
 

@@ -7,6 +7,8 @@
 2. **Plan** (:func:`build_plan`): from ids, token counts (and ``math_score`` for the ``score`` rule) only. A
    source used ``e`` epochs contributes ``floor(e)`` full passes plus a subset of ``frac(e) * A`` tokens chosen
    by the downsampling rule: ``random`` (seeded hash order) or ``score`` (highest ``math_score`` first). All
+   A source with ``dup_count_power`` instead weights each document by ``dup_count ** power`` (the copies dedup
+   found; :func:`dup_weighted_copies`), up to ``max_epochs`` copies each. All
    copies are shuffled across sources by a seeded hash of (id, copy) and cut into shards by rows and/or
    estimated bytes. Keys are hashes of ids, not positions, so the plan does not depend on input file order.
 3. **Write**: ``scatter`` reads each input file once and drops its selected rows into per-shard buckets;
@@ -57,11 +59,17 @@ class MixSource(BaseModel):
     max_epochs: float = Field(default=1.0, gt=0, description="upsampling cap: at most this many passes")
     downsample: Literal["random", "score"] = Field(default="random",
                                                    description="which docs a partial pass keeps")
+    dup_count_power: float = Field(default=0.0, ge=0, description="weight each document by dup_count ** power "
+                                   "(copies found by dedup, in its metadata): 0 ignores it, 1 gives a page copied "
+                                   "n times n times the share, up to max_epochs")
+    dup_count_cap: int | None = Field(default=None, ge=1, description="dup_count counted up to this")
 
     @model_validator(mode="after")
     def _one_target(self) -> MixSource:
         if (self.weight is None) == (self.tokens is None):
             raise ValueError("give exactly one of 'weight' or 'tokens'")
+        if self.dup_count_power and self.downsample == "score":
+            raise ValueError("dup_count_power picks documents by dup_count: use it with downsample: random")
         return self
 
 
@@ -112,6 +120,34 @@ def allocate(available: Mapping[str, int], cfg: MixConfig) -> dict[str, float]:
             for n in open_:
                 target[n] = min(caps[n], target[n] + deficit * w[n] / ws)
     return target
+
+
+def dup_weighted_copies(tokens: np.ndarray, weight: np.ndarray, rnd: np.ndarray, target: float,
+                        max_epochs: float) -> np.ndarray:
+    """Copies per document proportional to ``weight`` (``dup_count ** power``), each at most ``max_epochs``,
+    tokens summing to about ``target``: the share capped documents cannot take goes to the others (a few
+    water-filling passes); fractions are rounded up for documents whose hash ``rnd`` falls below them."""
+    expected = np.zeros(len(tokens))
+    free = tokens > 0
+    for _ in range(8):
+        left = target - float((expected * tokens)[~free].sum())
+        mass = float((weight * tokens)[free].sum())
+        if left <= 0 or mass <= 0:
+            break
+        expected[free] = weight[free] * left / mass
+        over = free & (expected >= max_epochs)
+        if not over.any():
+            break
+        expected[over] = max_epochs
+        free &= ~over
+    whole = np.floor(expected)
+    return (whole + ((rnd / 2.0**64) < expected - whole)).astype(np.int64)
+
+
+def _dup_counts(table: pa.Table, rows: np.ndarray) -> np.ndarray:
+    """``dup_count`` of the metadata JSON of ``rows`` (1 where dedup did not record one)."""
+    meta = table.column("metadata").take(pa.array(rows)).to_pylist()
+    return np.array([json.loads(m).get("dup_count", 1) if m else 1 for m in meta], dtype=np.float64)
 
 
 def _hash_keys(ids: Sequence[str], salt: str) -> np.ndarray:
@@ -244,6 +280,7 @@ def build_plan(cfg: MixConfig, default_inputs: str | Sequence[str] | None = None
                tokenizer: str = "qwen2") -> Plan:
     """Plan the mix from ids, token counts and (for ``score``) math scores of the input files."""
     per_source: dict[str, list[tuple[int, np.ndarray, np.ndarray, np.ndarray, list[str]]]] = {}
+    dups: dict[str, list[np.ndarray]] = {}  # dup_count per selected row, for sources weighting by it
     files: list[str] = []
     file_index: dict[str, int] = {}
     bpt: dict[int, float] = {}  # on-disk bytes per token, per file (shard size estimate)
@@ -257,8 +294,8 @@ def build_plan(cfg: MixConfig, default_inputs: str | Sequence[str] | None = None
             paths = resolve_document_inputs(patterns, exts=PARQUET_EXT)  # a command's output: its kept/
         except MathcorpusError as e:
             raise MixError(f"sources.{name}: {e}") from None
-        wanted = ["id", "n_tokens", "math_score", *src.match]
-        per_source[name] = []
+        wanted = ["id", "n_tokens", "math_score", *src.match] + (["metadata"] if src.dup_count_power else [])
+        per_source[name], dups[name] = [], []
         for path in paths:
             if path not in cache:
                 table, size = _read_columns(path, sorted({"id", "n_tokens", "math_score", *src.match}))
@@ -280,6 +317,8 @@ def build_plan(cfg: MixConfig, default_inputs: str | Sequence[str] | None = None
             score = table.column("math_score").cast(pa.float64()).fill_null(-1.0).to_numpy()[rows]
             ids = table.column("id").cast(pa.string()).take(pa.array(rows)).to_pylist()
             per_source[name].append((file_index[path], rows, tokens[rows], score, ids))
+            if src.dup_count_power:
+                dups[name].append(_dup_counts(table, rows))
 
     available = {n: int(sum(int(t.sum()) for _, _, t, _, _ in parts)) for n, parts in per_source.items()}
     empty = [n for n, a in available.items() if a == 0]
@@ -305,7 +344,11 @@ def build_plan(cfg: MixConfig, default_inputs: str | Sequence[str] | None = None
             rank[priority] = np.arange(len(priority))
         else:
             rank = rnd
-        copies = select_copies(tok, rank, targets[name])
+        if src.dup_count_power:
+            weight = np.minimum(np.concatenate(dups[name]), src.dup_count_cap or np.inf) ** src.dup_count_power
+            copies = dup_weighted_copies(tok, weight, rnd, targets[name], src.max_epochs)
+        else:
+            copies = select_copies(tok, rank, targets[name])
         rep = np.repeat(np.arange(len(copies)), copies)
         copy_no = _copy_numbers(copies)
         ids_rep = [ids[i] for i in rep]

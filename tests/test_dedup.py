@@ -350,3 +350,117 @@ def test_cli_dedup_writes_kept_removed_report_and_rejects_bad_input(shared_data,
 
 def test_copy_kinds_cover_the_issue():
     assert set(COPY_KINDS) == {"exact", "reformat", "boilerplate", "edit2", "edit5", "edit8"}
+
+
+# ---- length-scaled symbol rule, survivor counts, dup_count in the mix ------------------------------------
+
+
+def _change_math_digits(text: str, k: int) -> str:
+    """``text`` with the first digit of its first ``k`` inline formulas holding one replaced by another digit."""
+    from corpus.dedup.tokens import _MATH
+
+    out, done, pos = [], 0, 0
+    for m in _MATH.finditer(text):
+        span = m.group()
+        digit = next((i for i, c in enumerate(span) if c.isdigit()), None)
+        if done == k or digit is None or m.group("fig") is not None:
+            continue
+        new = span[:digit] + str((int(span[digit]) + 3) % 10) + span[digit + 1:]
+        out.append(text[pos : m.start()] + new)
+        pos, done = m.end(), done + 1
+    assert done == k, "the document has too few formulas with digits"
+    return "".join(out) + text[pos:]
+
+
+def test_symbol_rule_scales_with_length_on_real_documents(shared_data):
+    from corpus.dedup.verify import symbols_allowed, token_diff
+
+    assert symbols_allowed(CFG.symbol_exact_tokens, CFG) == 0 < symbols_allowed(CFG.symbol_exact_tokens + 400, CFG)
+    assert symbols_allowed(2000, CFG) == pytest.approx(2 * symbols_allowed(1000 + CFG.symbol_exact_tokens / 2, CFG))
+    previous = DedupConfig(symbol_change_rate=0.002, symbol_exact_tokens=0)
+    # long real documents (LaTeX books) with two numbers changed inside formulas: still the same document
+    long_docs = []
+    with open(shared_data / "seed" / "math_text.jsonl", encoding="utf-8") as fh:
+        for line in fh:
+            text = json.loads(line)["text"][:6000]
+            f = doc_features(text, 3)
+            if 600 <= len(f.tokens) <= 900 and sum(text.count(c) for c in "0123456789") >= 20:
+                try:
+                    long_docs.append((text, _change_math_digits(text, 2)))
+                except AssertionError:
+                    continue
+            if len(long_docs) == 5:
+                break
+    assert len(long_docs) == 5
+    for text, edited in long_docs:
+        fa, fb = doc_features(text, 3), doc_features(edited, 3)
+        assert token_diff(fa.tokens, fb.tokens).substitutions == 2
+        assert dup(text, edited)[0]
+        assert not dup(text, edited, previous)[0]  # n/500 allowed fewer than 2 below 1,000 tokens
+    # short real problems (GSM8K train) with one number changed: distinct problems, never merged
+    with open(shared_data / "evalsets" / "gsm8k" / "train.jsonl", encoding="utf-8") as fh:
+        questions = [json.loads(line)["question"] for _, line in zip(range(200), fh, strict=False)]
+    changed = 0
+    for q in questions:
+        i = next((j for j, c in enumerate(q) if c.isdigit()), None)
+        if i is None:
+            continue
+        other = q[:i] + str((int(q[i]) + 1) % 10) + q[i + 1:]
+        assert not dup(q, other)[0], q
+        changed += 1
+    assert changed > 150
+
+
+def test_dup_weighted_copies_follow_the_counts_within_the_cap():
+    from corpus.mix import dup_weighted_copies
+
+    rng = np.random.default_rng(0)
+    tokens = rng.integers(50, 500, 2000)
+    dup = np.where(np.arange(2000) < 100, 5.0, 1.0)
+    rnd = rng.integers(0, 2**63, 2000, dtype=np.uint64) * np.uint64(2)
+    copies = dup_weighted_copies(tokens, dup, rnd, float(tokens.sum()), max_epochs=3)
+    assert copies.max() == 3 and (copies[:100] == 3).all()  # 5x the share, capped at 3 epochs
+    assert abs(int((copies * tokens).sum()) - tokens.sum()) < 0.02 * tokens.sum()
+    assert copies[:100].mean() > 3 * copies[100:].mean()
+
+
+def test_survivors_carry_dup_count_sources_and_domains_into_the_mix(shared_data, tmp_path):
+    from corpus.tokens import count_tokens
+    from pipelines.manifest import load_manifest
+    from pipelines.runner import run_manifest
+
+    base = seed_base(shared_data, n=3)
+    rows = [{"id": i, "text": t, "source": "web", "url": f"https://site{k}.org/p", "domain": f"site{k}.org"}
+            for k, (i, t) in enumerate(base)]
+    copies = [{"id": f"{base[0][0]}~{k}", "text": base[0][1] + f"\n\nMirrored by mirror{k}.net",
+               "url": f"https://mirror{k}.net/x", "domain": f"mirror{k}.net"} for k in range(3)]
+    copies.append({**rows[1], "id": f"{base[1][0]}~copy", "domain": "copy.org", "url": "https://copy.org/y"})
+    (tmp_path / "web.jsonl").write_text("\n".join(json.dumps(r) for r in rows + copies[3:]) + "\n")
+    (tmp_path / "books.jsonl").write_text("\n".join(json.dumps(r) for r in copies[:3]) + "\n")
+    m = tmp_path / "m.yaml"
+    m.write_text(yaml.safe_dump({
+        "name": "t", "output": "out", "executor": {"kind": "local", "tasks": 2, "workers": 1},
+        "inputs": [{"name": "web", "source": "web", "paths": ["web.jsonl"]},
+                   {"name": "books", "source": "book", "paths": ["books.jsonl"]}],
+        "stages": [{"stage": "extract"}, {"stage": "dedup", "priority": ["length"]},
+                   {"stage": "mix", "seed": 0, "total_tokens": sum(count_tokens([t for _, t in base])),
+                    "fill_shortfall": True,
+                    "sources": {"all": {"weight": 1, "max_epochs": 2, "dup_count_power": 1}}}]}))
+    result = run_manifest(load_manifest(m), progress=lambda s: None)
+    mixed = read_shards(result.corpus_dir).to_pylist()
+    by_id: dict[str, list[dict]] = {}
+    for r in mixed:
+        by_id.setdefault(r["id"].split("#")[0], []).append(json.loads(r["metadata"]))
+    kept0 = [k for k in by_id if k.startswith(base[0][0])]
+    assert len(kept0) == 1  # the 4 copies of base[0] became one survivor ...
+    meta0 = by_id[kept0[0]][0]
+    assert meta0["dup_count"] == 4 and set(meta0["dup_sources"]) == {"web", "book"}
+    assert set(meta0["dup_domains"]) == {"site0.org", "mirror0.net", "mirror1.net", "mirror2.net"}
+    assert by_id[base[2][0]][0]["dup_count"] == 1 and by_id[base[2][0]][0]["dup_domains"] == ["site2.org"]
+    kept1 = next(k for k in by_id if k.startswith(base[1][0]))
+    assert by_id[kept1][0]["dup_count"] == 2
+    # ... which the mix (one corpus' worth of tokens, weighted by dup_count) repeats up to its 2-epoch cap,
+    # while the singletons give up their share: at most one copy each, some none
+    assert len(by_id[kept0[0]]) == 2
+    singles = [len(by_id.get(i, [])) for i, _ in base[2:]]
+    assert max(singles) == 1 and min(singles) == 0

@@ -95,6 +95,11 @@ class Shard:
         self._ragged[name] = (load_array(f"{self.dir}/{name}.npy", mmap=False),
                               load_array(f"{self.dir}/{name}_off.npy", mmap=False))
 
+    def origins(self) -> list[list[str | None]]:
+        """``(source, domain)`` per document (work shards only; not kept in saved indexes)."""
+        with open_file(f"{self.dir}/origins.json", "rb") as fh:
+            return json.load(fh)
+
     def ids(self) -> np.ndarray:
         if self._ids is None:
             with open_file(f"{self.dir}/ids.json", "rb") as fh:

@@ -40,6 +40,7 @@ class TokenDiff:
     edits: int  # differing tokens, leaving out frames
     substitutions: int  # math symbols replaced by other math symbols
     text_tokens: float  # the pair's length outside figures (mean; the shorter one for containment)
+    frame_tokens: int = 0  # tokens in frames (left out of ``edits``)
 
 
 def _symbol_prefix(tokens: np.ndarray) -> list[int]:
@@ -105,7 +106,7 @@ def token_diff(a: np.ndarray, b: np.ndarray, containment: bool = False) -> Token
         dist = Indel.distance(ha, hb)
         edits = (min(la, lb) - (la + lb - dist) // 2) if containment else dist
         return TokenDiff(int(edits), _multiset_substitutions(a, b), n)
-    edits = subs = 0
+    edits = subs = frames = 0
     cum_a, cum_b = _symbol_prefix(a), _symbol_prefix(b)
     for i1, i2, j1, j2 in _regions(ha, hb):
         sym_a, sym_b = cum_a[i2] - cum_a[i1], cum_b[j2] - cum_b[j1]
@@ -115,9 +116,11 @@ def token_diff(a: np.ndarray, b: np.ndarray, containment: bool = False) -> Token
             continue
         one_sided = i1 == i2 or j1 == j2
         at_edge = (i1 == 0 and j1 == 0) or (i2 == la and j2 == lb)
-        if not (one_sided and at_edge and sym_a + sym_b == 0):
+        if one_sided and at_edge and sym_a + sym_b == 0:
+            frames += (i2 - i1) + (j2 - j1)
+        else:
             edits += (i2 - i1) + (j2 - j1)
-    return TokenDiff(edits, subs, n)
+    return TokenDiff(edits, subs, n, frames)
 
 
 def edits_allowed(text_tokens: float, cfg: DedupConfig) -> float:
@@ -125,22 +128,36 @@ def edits_allowed(text_tokens: float, cfg: DedupConfig) -> float:
     return cfg.edit_rate * max(0.0, text_tokens - cfg.exact_tokens)
 
 
+def symbols_allowed(text_tokens: float, cfg: DedupConfig) -> float:
+    """Math symbols a pair of this length may replace: ``symbol_change_rate x (length - symbol_exact_tokens)``.
+
+    A short problem (up to ``symbol_exact_tokens``) may replace none: one changed number, variable or operator
+    makes another problem. A long document tolerates replacements in proportion to its length (random edits
+    that land in formulas: ``=``, a TeX command, a digit)."""
+    return cfg.symbol_change_rate * max(0.0, text_tokens - cfg.symbol_exact_tokens)
+
+
+def accept(diff: TokenDiff, cfg: DedupConfig) -> bool:
+    """Whether a token diff is within the allowances (edits, with or without frames; symbol replacements)."""
+    edits = diff.edits if cfg.frames else diff.edits + diff.frame_tokens
+    if edits > edits_allowed(diff.text_tokens, cfg):
+        return False
+    return cfg.symbol_change_rate < 0 or diff.substitutions <= symbols_allowed(diff.text_tokens, cfg)
+
+
 def is_duplicate(sh_a: np.ndarray, sh_b: np.ndarray, tok_a: np.ndarray, tok_b: np.ndarray,
                  cfg: DedupConfig) -> tuple[bool, float]:
     """Verify one candidate pair; returns ``(duplicate, similarity)``.
 
     1. Shingle Jaccard (or containment) >= ``verify_threshold`` (cheap; rejects most LSH false positives).
-    2. Token diff: at most ``edits_allowed`` differing tokens, so a short problem must match token for token
-       (``sum`` vs ``product``, ``QR`` vs ``PR`` are different problems) while a long page tolerates edits in
-       proportion; and at most ``symbol_change_rate x length`` math symbols replaced by other symbols
-       (``x+5=12`` vs ``x+5=13``). ``edit_rate < 0`` skips step 2.
+    2. Token diff (:func:`accept`): at most ``edits_allowed`` differing tokens, so a short problem must match
+       token for token (``sum`` vs ``product``, ``QR`` vs ``PR`` are different problems) while a long page
+       tolerates edits in proportion; and at most ``symbols_allowed`` math symbols replaced by other symbols
+       (``x+5=12`` vs ``x+5=13``: none in a short problem). ``edit_rate < 0`` skips step 2.
     """
     sim = similarity(sh_a, sh_b, cfg.metric)
     if sim < cfg.verify_threshold:
         return False, sim
     if cfg.edit_rate < 0:
         return True, sim
-    diff = token_diff(tok_a, tok_b, cfg.metric == "containment")
-    if diff.edits > edits_allowed(diff.text_tokens, cfg):
-        return False, sim
-    return cfg.symbol_change_rate < 0 or diff.substitutions <= cfg.symbol_change_rate * diff.text_tokens, sim
+    return accept(token_diff(tok_a, tok_b, cfg.metric == "containment"), cfg), sim

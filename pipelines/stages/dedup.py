@@ -6,7 +6,8 @@ Phases (all files under ``{stage_dir}/work``; each task's memory is bounded by i
 2. ``buckets`` (band groups x key ranges): shared keys -> candidate pairs, routed to the owner shard.
 3. ``verify`` (per shard): real shingle similarity + length- and math-aware token diff -> edges.
 4. ``cluster_NN`` (per shard, ``cluster_rounds`` times, no-ops after convergence): min-label propagation.
-5. ``filter`` (per shard): kept docs -> ``kept/``; removed ones -> ``removed/`` with ``reason``,
+5. ``filter`` (per shard): kept docs -> ``kept/`` with ``dup_count``, ``dup_sources`` and ``dup_domains`` in
+   their metadata (cluster size and the copies' origins); removed ones -> ``removed/`` with ``reason``,
    ``cluster_id``, ``kept_id`` and ``similarity``.
 """
 
@@ -53,7 +54,12 @@ class DedupSettings(StageSettings):
     exact_tokens: int = Field(_D.exact_tokens, ge=0, description="texts this short (tokens outside figures) must "
                               "match token for token, apart from text added before/after")
     symbol_change_rate: float = Field(_D.symbol_change_rate, le=1, description="math symbols (numbers, variables, "
-                                      "TeX, operators) replaced by other symbols, per text token; negative disables")
+                                      "TeX, operators) replaced by other symbols, per text token beyond "
+                                      "symbol_exact_tokens; negative disables")
+    symbol_exact_tokens: int = Field(_D.symbol_exact_tokens, ge=0, description="texts this short (tokens outside "
+                                     "figures) may not replace any math symbol")
+    frames: bool = Field(_D.frames, description="text only one side has at the very start or end (no math "
+                         "symbols: a header, footer, signature) is not counted as edits")
     max_bucket_pairs: int = Field(_D.max_bucket_pairs, ge=2,
                                   description="buckets with more members give star + chain pairs, not all")
     seed: int = _D.seed
@@ -137,6 +143,7 @@ def finalize(settings: DedupSettings, ctx: StageContext) -> dict:
         "params": cfg.to_dict() | {"priority": settings.priority, "source_rank": settings.source_rank},
         "documents": counts.get("documents", 0),
         "kept": counts.get("kept", 0),
+        "kept_with_copies": counts.get("kept_with_copies", 0),  # survivors with dup_count > 1
         "removed": sum(removed.values()),
         "removed_by_reason": removed,
         "candidate_pairs": verify.get("candidate_pairs", 0),

@@ -1,5 +1,8 @@
 """Dedup steps, one per phase: signatures -> bucket pairs -> verified edges -> label rounds -> filter.
 
+Survivors leave with ``dup_count``, ``dup_sources`` and ``dup_domains`` in their metadata (cluster size and
+the copies' origins, :mod:`corpus.dedup.clusters`), summarized in the converged label round.
+
 All state between phases is files under ``work_root`` (layout in :mod:`corpus.dedup.store`); every task
 reads its own shard plus memory-mapped look-ups into others, so memory is bounded by a shard.
 """
@@ -15,6 +18,7 @@ from datatrove.data import DocumentsPipeline
 from datatrove.pipeline.base import PipelineStep
 
 from corpus.dedup.buckets import PAIR_DTYPE, bucket_pairs, pair_owner, unique_pairs
+from corpus.dedup.clusters import merge, summarize, survivor_metadata
 from corpus.dedup.components import LABEL_DTYPE, NODE_LABEL_DTYPE, propagation_round
 from corpus.dedup.minhash import band_keys, doc_features, signatures
 from corpus.dedup.params import DedupConfig
@@ -69,7 +73,7 @@ class DedupSignatures(PipelineStep):
 
     def run(self, data: DocumentsPipeline = None, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
         cfg = self.config
-        meta_rows, shingles, tokens, ids = [], [], [], []
+        meta_rows, shingles, tokens, ids, origins = [], [], [], [], []
         for doc in data or ():
             with self.track_time():
                 f = doc_features(doc.text, cfg.shingle_size)
@@ -78,6 +82,7 @@ class DedupSignatures(PipelineStep):
                 shingles.append(f.shingles)
                 tokens.append(f.tokens)
                 ids.append(doc.id)
+                origins.append((doc.metadata.get("source"), doc.metadata.get("domain")))
                 self.stat_update("documents")
                 if not len(f.shingles):
                     self.stat_update("empty")
@@ -88,6 +93,8 @@ class DedupSignatures(PipelineStep):
             write_ragged(tokens, f"{d}/tokens")
             with atomic_open(f"{d}/ids.json", "wb") as fh:
                 fh.write(json.dumps(ids, ensure_ascii=False).encode("utf-8"))
+            with atomic_open(f"{d}/origins.json", "wb") as fh:
+                fh.write(json.dumps(origins, ensure_ascii=False).encode("utf-8"))
             nonempty = np.flatnonzero([len(s) > 0 for s in shingles]) if shingles else np.empty(0, np.int64)
             keys = np.empty((0, cfg.band_shape[0]), np.uint64)
             for i in range(0, len(nonempty), self.batch * 8):
@@ -269,12 +276,36 @@ class DedupClusterRound(PipelineStep):
             lookup = LabelStore(self.work_root, self.round - 1, store)
             labels, changed = propagation_round(edges["src"], edges["dst"], lookup)
             save_array(labels, f"{self.work_root}/labels/{self.round:02d}/{rank:05d}.npy")
+            if changed == 0:  # possibly the final round: survivors' cluster sizes and origins, by their shard
+                self._write_members(labels, store, rank)
             write_json({"changed": changed, "nodes": len(labels)},
                        f"{self.work_root}/labels/{self.round:02d}/{rank:05d}.json")
             self.stat_update("nodes", value=len(labels))
             self.stat_update("changed", value=changed)
         return
         yield
+
+
+    def _write_members(self, labels: np.ndarray, store: ShardSet, rank: int) -> None:
+        origins = store.shard(rank).origins()
+        _, local = split_gid(labels["node"])
+        survivors = labels["gid"]
+        target = split_gid(survivors)[0]
+        for t in range(self.shards):
+            sel = np.flatnonzero(target == t)
+            part = summarize(survivors[sel], [origins[i] for i in local[sel]]) if len(sel) else {}
+            write_json({str(g): v for g, v in part.items()},
+                       f"{self.work_root}/labels/{self.round:02d}/members/{t:05d}/{rank:05d}.json")
+
+
+def read_members(work_root: str, round_: int, rank: int) -> dict:
+    """The merged cluster summaries of the survivors in shard ``rank`` (:mod:`corpus.dedup.clusters`)."""
+    parts = []
+    folder = f"{work_root}/labels/{round_:02d}/members/{rank:05d}"
+    for f in expand_paths(folder, exts=(".json",)) if exists(folder) else []:
+        with open_file(f, "rb") as fh:
+            parts.append(json.load(fh))
+    return merge(parts)
 
 
 def final_round(work_root: str, shards: int, rounds: int) -> int:
@@ -312,9 +343,10 @@ class DedupFilter(PipelineStep):
         _, local = split_gid(labels["node"])
         survivor[local] = labels["gid"]
         alive = survivor == gid_of(rank, np.arange(n))
+        members = read_members(self.work_root, k, rank)
         removed_meta = store.meta(survivor[~alive])
         removed_pos = {int(i): j for j, i in enumerate(np.flatnonzero(~alive))}
-        counts = {"documents": 0, "kept": 0, "exact_duplicate": 0, "near_duplicate": 0,
+        counts = {"documents": 0, "kept": 0, "kept_with_copies": 0, "exact_duplicate": 0, "near_duplicate": 0,
                   "index_exact_duplicate": 0, "index_near_duplicate": 0}
         sink = RemovedSink(self.removed_dir, rank, REMOVED_FIELDS)
         try:
@@ -328,6 +360,10 @@ class DedupFilter(PipelineStep):
                 if alive[idx]:
                     counts["kept"] += 1
                     self.stat_update("kept")
+                    info = survivor_metadata(members.get(int(survivor[idx])), doc.metadata.get("source"),
+                                             doc.metadata.get("domain"))
+                    doc.metadata.update(info)
+                    counts["kept_with_copies"] += info["dup_count"] > 1
                     yield doc
                     continue
                 km = removed_meta[removed_pos[idx]]
