@@ -82,6 +82,13 @@ class Manifest(_Strict):
     stages: list[StageEntry] = Field(default_factory=list)
     path: str | None = None  # where it was loaded from (set by the loader)
 
+    @field_validator("inputs")
+    @classmethod
+    def _some_inputs(cls, v: list[InputSpec]) -> list[InputSpec]:
+        if not v:
+            raise ValueError("empty list: give at least one input (or leave the key out)")
+        return v
+
     def stage(self, name: str) -> StageEntry | None:
         return next((s for s in self.stages if s.stage == name), None)
 
@@ -97,7 +104,7 @@ def _fmt(path: str, prefix: str, err: ValidationError) -> str:
     e = err.errors()[0]
     loc = _loc(e["loc"])
     key = f"{prefix}.{loc}" if prefix and loc != "(top level)" else (prefix or loc)
-    msg = e["msg"]
+    msg = e["msg"].removeprefix("Value error, ")
     if e["type"] == "extra_forbidden":
         msg = "unknown key"
     more = f" (and {len(err.errors()) - 1} more problem(s))" if len(err.errors()) > 1 else ""

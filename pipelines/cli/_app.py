@@ -66,7 +66,7 @@ def validation_message(err) -> str:
     """A pydantic ``ValidationError`` as one line naming the key and the problem (no documentation URL)."""
     first = err.errors(include_url=False)[0]
     loc = ".".join(str(p) for p in first["loc"]) or "(top level)"
-    msg = "unknown key" if first["type"] == "extra_forbidden" else first["msg"]
+    msg = "unknown key" if first["type"] == "extra_forbidden" else first["msg"].removeprefix("Value error, ")
     more = f" (and {err.error_count() - 1} more problem(s))" if err.error_count() > 1 else ""
     got = f" (got {first['input']!r})" if "input" in first and not isinstance(first["input"], dict | list) else ""
     return f"{err.title}: {loc}: {msg}{got}{more}"

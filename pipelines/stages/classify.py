@@ -11,6 +11,8 @@ through unscored.
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from datatrove.pipeline.base import PipelineStep
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -52,7 +54,8 @@ class ClassifySettings(StageSettings):
     model_paths: dict[str, str] = Field(default_factory=dict, description="per-source models; key 'default' = rest")
     train: dict[str, TrainBlock] = Field(default_factory=dict, description="per-source models to train first")
     threshold: float | None = Field(None, ge=0, le=1, description="overrides the models' card thresholds")
-    thresholds: dict[str, float] = Field(default_factory=dict, description="per-source threshold overrides")
+    thresholds: dict[str, Annotated[float, Field(ge=0, le=1)]] = Field(default_factory=dict,
+                                                                      description="per-source threshold overrides")
     keep_all: bool = Field(False, description="score only: keep every document")
     batch_size: int = Field(512, ge=1, description="documents per batched fastText call")
 
