@@ -140,7 +140,16 @@ def stage_stats(stage_dir: str, documents: int | None, wall_seconds: float) -> d
 
 
 class LocalExecutor(TaskRecords, LocalPipelineExecutor):
-    """datatrove's local executor, writing per-task records."""
+    """datatrove's local executor, writing per-task records. Its pool workers ignore Ctrl-C: the driver handles
+    it (one line, exit 130) and terminates them, so no worker prints a traceback."""
+
+    def _run_for_rank(self, rank: int, local_rank: int = 0, *args, **kwargs):
+        import multiprocessing
+        import signal
+
+        if multiprocessing.parent_process() is not None:  # a pool worker, not the driver (workers=1 runs inline)
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+        return super()._run_for_rank(rank, local_rank, *args, **kwargs)
 
 
 class RayExecutor(TaskRecords, RayPipelineExecutor):

@@ -224,7 +224,7 @@ def test_recall_rerun_with_other_seed_or_dim_recomputes(tmp_path, shared_data, s
     pool = tmp_path / "pool.jsonl"
     with open(pool, "w", encoding="utf-8") as out:
         for i, path in enumerate((seeds["math"], seeds["general"])):
-            for j, line in enumerate(open(path, encoding="utf-8")):
+            for j, line in enumerate(path.read_text(encoding="utf-8").splitlines()):
                 rec = json.loads(line)
                 out.write(json.dumps({"id": f"{i}-{j}", "text": rec["text"],
                                       "url": f"https://site{i}{j % 3}.org/p{j % 2}/{j}"}) + "\n")
