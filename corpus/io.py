@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import glob as _glob
+import io
 import json
 import os
 import re
@@ -113,11 +114,12 @@ def _expand_one(pattern: str, exts: Sequence[str] | None) -> list[str]:
     if is_remote(pattern):
         fs, _, _ = fsspec.get_fs_token_paths(pattern)
         protocol = pattern.split("://", 1)[0]
+        kind = None if _has_glob(pattern) else path_kind(fs, pattern)
         if _has_glob(pattern):
             paths = fs.glob(pattern)
-        elif fs.isdir(pattern):
+        elif kind == "directory":
             paths = [p for p in fs.find(pattern)]
-        elif fs.exists(pattern):
+        elif kind is not None:
             return [pattern]
         else:
             paths = []
@@ -139,6 +141,15 @@ def _expand_one(pattern: str, exts: Sequence[str] | None) -> list[str]:
     return []
 
 
+def path_kind(fs, path: str) -> str | None:
+    """``"directory"``, ``"file"`` or None when ``path`` does not exist. Unlike fsspec's ``exists``/``isdir``
+    (which answer False on any error), a permission, credential or network error raises."""
+    try:
+        return fs.info(path).get("type", "file")
+    except FileNotFoundError:
+        return None
+
+
 def _raise(e: OSError) -> None:
     raise e
 
@@ -153,11 +164,12 @@ def list_shards(folder: str, exts: Sequence[str] = PARQUET_EXT, *, missing_ok: b
     any other failure (permission, credentials, network) raises :class:`InputError` naming the folder."""
     try:
         fs, _, (target,) = fsspec.get_fs_token_paths(folder)
-        if not fs.exists(target):
+        kind = path_kind(fs, target)
+        if kind is None:
             if missing_ok:
                 return []
             raise InputError(f"{folder}: no such folder")
-        if not fs.isdir(target):
+        if kind != "directory":
             return [folder] if _keep(folder, exts) else []
     except MathcorpusError:
         raise
@@ -183,13 +195,13 @@ class _FS:
         self.protocol = path.split("://", 1)[0] if self.remote else ""
 
     def isdir(self, p: str) -> bool:
-        return self.fs.isdir(p) if self.remote else os.path.isdir(p)
+        return path_kind(self.fs, p) == "directory" if self.remote else os.path.isdir(p)
 
     def isfile(self, p: str) -> bool:
-        return self.fs.isfile(p) if self.remote else os.path.isfile(p)
+        return path_kind(self.fs, p) not in (None, "directory") if self.remote else os.path.isfile(p)
 
     def exists(self, p: str) -> bool:
-        return self.fs.exists(p) if self.remote else os.path.exists(p)
+        return path_kind(self.fs, p) is not None if self.remote else os.path.exists(p)
 
     def listdir(self, p: str) -> list[str]:
         if not self.remote:
@@ -303,6 +315,11 @@ def open_file(path: str, mode: str = "rb", **kwargs):
     if lower.endswith(REFUSED_COMPRESSION):
         raise InputError(f"{path}: compressed as {os.path.splitext(lower)[1]}, which is not read: decompress it "
                          "or recompress it as .gz or .zst")
+    if lower.endswith(".zst") and mode == "rb":  # fsspec's zstd reader cannot iterate lines: buffer it
+        import zstandard
+
+        raw = fsspec.open(path, "rb", **kwargs).open()
+        return io.BufferedReader(zstandard.ZstdDecompressor().stream_reader(raw, read_across_frames=True))
     return fsspec.open(path, mode, compression="infer", **kwargs).open()
 
 
