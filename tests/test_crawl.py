@@ -94,7 +94,8 @@ def test_provenance_fetches_the_same_record_by_byte_range(shared_data):
     data = (shared_data / "warc" / "dolma__sample-0000.warc.gz").read_bytes()
     again = next(ArchiveIterator(io.BytesIO(data[rec.offset:rec.offset + rec.length]), parse_http=False))
     assert again.headers["WARC-Record-ID"].strip("<>") == rec.record_id
-    assert read_record_at(path, rec.offset).payload == rec.payload
+    again = read_record_at(path, rec.offset, rec.length)
+    assert again.payload == rec.payload and again.offset == rec.offset and again.length == rec.length
 
 
 # ---- charset evidence --------------------------------------------------------------------------------------
@@ -184,3 +185,47 @@ def test_cli_extract_with_prefilter(shared_data, seed_first_pass, tmp_path):
     stats = json.loads((tmp_path / "out/stages/00_extract/logs/extract/stats.json").read_text())
     counters = {k: v.get("total", v) if isinstance(v, dict) else v for s in stats for k, v in s["stats"].items()}
     assert counters.get("skipped_revisit") == 9 and counters.get("removed_firstpass") == len(removed)
+
+
+def write_warc(path, pages) -> None:
+    """A gzip WARC of HTTP 200 responses: ``pages`` is ``[(url, html bytes)]``."""
+    from warcio.statusandheaders import StatusAndHeaders
+    from warcio.warcwriter import WARCWriter
+
+    with open(path, "wb") as fh:
+        w = WARCWriter(fh, gzip=True)
+        for url, html in pages:
+            http = StatusAndHeaders("200 OK", [("Content-Type", "text/html; charset=utf-8")], protocol="HTTP/1.1")
+            w.write_record(w.create_warc_record(url, "response", payload=io.BytesIO(html), http_headers=http))
+
+
+def test_recall_round_expands_a_math_rich_domain_by_byte_range(shared_data, seed_first_pass, tmp_path):
+    from typer.testing import CliRunner
+
+    from pipelines.cli import app
+    from pipelines.steps.io import read_shards
+
+    rows = [json.loads(x) for x in (shared_data / "web2" / "pages.jsonl").read_text().splitlines()]
+    site = [r for r in rows if r["site"] == "blog.phantom0174.online"]  # 8 math + 4 general pages, one blog
+    other = [r for r in rows if r["site"] == "adanieljohnson/SWP_student_writing_guide"]  # 4 general, one site
+    pages = [(f"https://{r['site']}/{r['file']}", (shared_data / "web2" / r["file"]).read_bytes())
+             for r in site + other]
+    write_warc(tmp_path / "crawl.warc.gz", pages)
+    res = CliRunner().invoke(app, ["extract", str(tmp_path / "crawl.warc.gz"), "--source", "web", "--prefilter",
+                                   seed_first_pass.model_dir, "--output", str(tmp_path / "out"), "--executor",
+                                   "local", "--rounds", "2"])
+    assert res.exit_code == 0, res.output
+    removed = read_shards(str(tmp_path / "out/stages/00_extract/removed")).to_pylist()
+    kept = read_shards(str(tmp_path / "out/corpus")).to_pylist()
+    assert len(kept) + len(removed) == 16
+    turned_away_here = [r for r in removed if r["domain"] == "blog.phantom0174.online"]
+    assert turned_away_here and len(kept) >= 6
+    summary = json.loads((tmp_path / "out/recall/recall.json").read_text())
+    first, second = summary["rounds"]
+    assert set(first["domains"]) == {"blog.phantom0174.online"}  # the other blog is not math-rich
+    assert first["fetched"] == len(turned_away_here) and second["fetched"] == 0
+    meta = [json.loads(r["metadata"]) for r in removed if r["domain"] == "blog.phantom0174.online"]
+    assert first["bytes_read"] == sum(m["warc_length"] for m in meta)  # only those records' bytes were read
+    recalled = read_shards(str(tmp_path / "out/recall/round_01")).to_pylist()
+    assert sorted(r["id"] for r in recalled) == sorted(r["id"] for r in turned_away_here)
+    assert all(r["text"] and json.loads(r["metadata"])["firstpass"]["reason"] == "domain" for r in recalled)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from corpus.io import InputError, Reject, Skip, open_file
 
@@ -352,12 +352,27 @@ def _iter_arc(path: str, max_bytes: int) -> Iterator[WarcRecord | Skip | Reject]
                              charset=header_charset(ctype), status=int(status) if status else None)
 
 
-def read_record_at(path: str, offset: int, max_bytes: int = 0) -> WarcRecord | Skip | Reject:
-    """The record at ``offset`` (a later recall round fetching a page by byte range, Common Crawl style)."""
-    data = _read_all(path)
+def read_range(path: str, offset: int, length: int) -> bytes:
+    """``length`` bytes of ``path`` from ``offset`` (a local file or an fsspec URL: a ranged read)."""
+    import fsspec
+
+    try:
+        with fsspec.open(path, "rb") as fh:
+            fh.seek(offset)
+            return fh.read(length)
+    except (OSError, ValueError) as e:
+        raise InputError(f"{path}: cannot read bytes {offset}-{offset + length}: {e}") from e
+
+
+def read_record_at(path: str, offset: int, length: int, max_bytes: int = 0) -> WarcRecord | Skip | Reject:
+    """The record at ``offset`` taking ``length`` bytes (its provenance): only those bytes are read, the way a
+    Common Crawl page is fetched again by byte range."""
+    data = read_range(path, offset, length)
     cur = _Cursor(data, data[:3] == GZIP_MAGIC)
     try:
-        for item in _iter_from(path, cur, offset, max_bytes):
+        for item in _iter_from(path, cur, 0, max_bytes):
+            if isinstance(item, WarcRecord | Skip):
+                item = replace(item, offset=offset) if isinstance(item, WarcRecord) else item
             return item
     except (_Corrupt, _StopFile) as e:
         return Reject(path, 0, f"corrupt archive record at byte offset {offset}: {e}")

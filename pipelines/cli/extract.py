@@ -28,6 +28,9 @@ def extract(
                                   "others go to the stage's removed/ with their signals."),
     prefilter_threshold: float = typer.Option(None, "--prefilter-threshold", min=0.0, max=1.0,
                                               help="First-pass threshold (default: the model card's)."),
+    rounds: int = typer.Option(0, "--rounds", min=0, help="With --prefilter: recall rounds of domain expansion "
+                               "over the first-pass pool (pages of math-rich domains are fetched again by byte "
+                               "range and extracted into OUTPUT/recall/round_NN/; the crawl is not rescanned)."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Show datatrove's task logs."),
 ) -> None:
     """Extract web pages (math kept as LaTeX), books or code into document-schema Parquet under OUTPUT/corpus."""
@@ -46,6 +49,8 @@ def extract(
         raise MathcorpusError(f"--executor: expected one of {', '.join(EXECUTORS)}, got {executor!r}")
     for pattern in inputs:
         expand_paths(pattern)  # one-line error naming a pattern that matches nothing
+    if rounds and not prefilter:
+        raise MathcorpusError("--rounds: needs --prefilter (rounds expand the first pass's pool)")
     options = {}
     if html_column:
         options["html_column"] = html_column
@@ -66,3 +71,15 @@ def extract(
     removed = f", {stage.get('documents_removed', 0)} turned away by the first pass" if prefilter else ""
     typer.echo(f"extracted {stage['documents_out']} document(s){removed}, {stage['rejects']} rejected "
                f"(see {stage['dir']}/rejects/) -> {result.corpus_dir}  ({result.seconds:.1f}s)")
+    if rounds:
+        from corpus.extract.crawl_recall import RoundSettings, run_rounds
+        from corpus.records import relpath_under
+
+        bases = [os.path.abspath(p) for p in inputs]
+        files = {relpath_under(f, bases): f for f in expand_paths(bases)}
+        summary = run_rounds(stage["dir"], files.__getitem__, f"{os.path.abspath(output)}/recall",
+                             RoundSettings(rounds, options={"timeout": timeout, "max_page_bytes": max_page_bytes}))
+        for r in summary["rounds"]:
+            typer.echo(f"recall round {r['round']}: {len(r['domains'])} math-rich domain(s), {r['fetched']} page(s) "
+                       f"fetched by byte range ({r['bytes_read']} bytes), {r['extracted']} extracted, "
+                       f"{r['rejected']} rejected")
