@@ -19,14 +19,14 @@ from pipelines.accounting import folder_files
 from pipelines.registry import get_stage
 
 
-def _files(folder: str | None) -> list[str]:
-    """The shards of ``folder``: none only when it does not exist (nothing removed); read errors are errors."""
-    return folder_files(folder, missing_ok=True)
+def _files(folder: str | None, missing_ok: bool = True) -> list[str]:
+    """The shards of ``folder``: none only when it is allowed to be absent (``removed/``: nothing removed)."""
+    return folder_files(folder, missing_ok=missing_ok)
 
 
 def shard_totals(folder: str | None) -> dict[str, int | None]:
     """Documents and tokens (None when some rows have no n_tokens) of a folder of shards."""
-    files = _files(folder)
+    files = _files(folder, missing_ok=False)  # every stage writes kept/ (and the corpus): absent is an error
     if not files:
         return {"documents": 0, "tokens": 0}
     lf = pl.scan_parquet(files, missing_columns="insert", extra_columns="ignore")

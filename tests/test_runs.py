@@ -124,6 +124,22 @@ def test_unreadable_stage_output_is_an_error_not_zero(tmp_path):
     assert count_lines(str(tmp_path / "no-rejects")) == 0
 
 
+def test_decontam_rank_without_counts_file_is_an_error_not_skipped(tmp_path):
+    from corpus.errors import MathcorpusError
+    from corpus.io import write_json
+    from pipelines.registry import StageContext
+    from pipelines.stages.decontam import DecontamSettings, finalize
+
+    stage = tmp_path / "06_decontam"
+    write_json({"evalsets": [], "index": {}}, str(stage / "index/meta.json"))
+    write_json({"web": 3}, str(stage / "evidence/00000.counts.json"))
+    (stage / "evidence/00000.jsonl").write_text("")
+    ctx = StageContext(run_dir=str(tmp_path), stage_dir=str(stage), input_dir=str(tmp_path / "in"), tasks=2,
+                       manifest=None)
+    with pytest.raises(MathcorpusError, match=r"00001.counts.json: missing \(rank 1 did not finish"):
+        finalize(DecontamSettings(), ctx)
+
+
 # ---- validate up front ----------------------------------------------------------------------------------------
 
 
@@ -215,6 +231,25 @@ def test_classify_score_batch_size_zero_is_refused(tmp_path, seeds):
     line = one_line_error(cli("classify", "score", seeds["math"], "-m", tmp_path, "-o", tmp_path / "s",
                               "--batch-size", "0"))
     assert "'--batch-size'" in line
+
+
+def test_rerun_into_the_same_folder_leaves_only_what_it_reports(tmp_path, seeds):
+    """A second `filter` into the same folder: no old kept/removed shard or rejects file survives beside the new."""
+    out = tmp_path / "filtered"
+    r = cli("filter", seeds["math"], seeds["general"], seeds["bad"], "-o", out)
+    assert r.returncode == 0, r.stderr
+    assert (out / "rejects.jsonl").exists() and list((out / "removed").glob("*.parquet"))
+    small = head(seeds["math"], tmp_path / "small.jsonl", 5)
+    keep_all = tmp_path / "keep-all.yaml"
+    keep_all.write_text("{languages: null, length: null, ratios: null, repetition: null, boilerplate: null}")
+    r = cli("filter", small, "-o", out, "--config", keep_all)
+    assert r.returncode == 0, r.stderr
+    report = json.loads((out / "filter_report.json").read_text())
+    kept = sum(pq.ParquetFile(f).metadata.num_rows for f in (out / "kept").glob("*.parquet"))
+    assert kept == report["kept"] == 5 and report["removed"] == 0
+    assert not (out / "removed").exists() and not (out / "rejects.jsonl").exists()
+    line = one_line_error(cli("classify", "score", small, "-m", tmp_path, "-o", out))
+    assert "holds the output of `mathcorpus filter`" in line
 
 
 # ---- recall reruns -----------------------------------------------------------------------------------------------

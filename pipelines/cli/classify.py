@@ -131,6 +131,9 @@ def score(
     from corpus.schema import check_source
 
     check_source(source)
+    from pipelines.outputs import claim_output  # what the folder holds is exactly what this run reports
+
+    claim_output(output, "classify score", clear=("kept", "removed", "rejects.jsonl", "score.json"))
     summary = score_files(ModelSet(parse_model_specs(model), threshold), inputs, output, keep_all=keep_all,
                           batch_size=batch_size, source=source)
     typer.echo(f"{summary['documents']} documents: {summary['kept']} kept, {summary['removed']} removed, "

@@ -56,6 +56,10 @@ def decontam(
     require_columns(files, cols or [text_column], "--columns" if cols else "--text-column", each=not cols)
     sets = load_sets(evalsets, evalsets_root, registry, allow_hub=allow_hub)
     index = NGramIndex.build(sets, config)
+    from pipelines.outputs import claim_output  # what the folder holds is exactly what this run reports
+
+    claim_output(output.rstrip("/"), "decontam",
+                 clear=("kept", "removed", "rejects.jsonl", "report.json", "report.md", "report.html"))
     report = decontaminate_files(files, sets, index, output.rstrip("/"), columns=cols, text_column=text_column,
                                  progress=lambda s: typer.echo(s, err=True))
     t = report["totals"]

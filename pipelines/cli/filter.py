@@ -65,6 +65,9 @@ def filter_cmd(
         for row in accept_rows(iter_record_rows(inputs, source), rejects, label="mathcorpus filter"):
             yield row_to_document(row)
 
+    from pipelines.outputs import claim_output  # what the folder holds is exactly what this run reports
+
+    claim_output(output, "filter", clear=("kept", "removed", "rejects.jsonl", "filter_report.json"))
     step = build_step(settings, removed_dir=f"{output}/removed")
     kept = DocSink(f"{output}/kept/00000.parquet", write_empty=True)
     tiers: Counter = Counter()
