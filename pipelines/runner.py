@@ -115,7 +115,7 @@ def run_manifest(
     check_run_options(kind, n_tasks, n_workers)
     if not manifest.stages:
         raise RunError(f"{manifest.path}: stages: the manifest has no stages to run")
-    claim_output(out, "run")
+    claim_output(out, "run", adopt=("stages", "corpus", "run.json"))  # run folders made before markers
     stage_files = validate_manifest(manifest, out)
 
     monitor = RunMonitor(out, [e.stage for e in manifest.stages], live=live)  # status.json + live progress

@@ -208,6 +208,18 @@ def test_output_that_is_a_file_or_another_commands_folder_is_refused(tmp_path, s
     assert (tmp_path / "data" / "mine.txt").read_text() == "precious"
 
 
+def test_unmarked_folder_of_the_same_command_is_adopted_and_then_owned(tmp_path):
+    from pipelines.outputs import OutputError, claim_output
+
+    old = tmp_path / "old"
+    (old / "stages").mkdir(parents=True)  # a run folder made before output markers existed
+    claim_output(str(old), "run", adopt=("stages", "corpus", "run.json"))
+    assert json.loads((old / ".mathcorpus.json").read_text()) == {"command": "run"}
+    with pytest.raises(OutputError, match="holds the output of `mathcorpus run`, not of `mathcorpus filter`"):
+        claim_output(str(old), "filter", clear=("kept",))
+    assert (old / "stages").is_dir()
+
+
 @pytest.mark.parametrize("args, expected", [
     (["--rounds", "0"], "'--rounds'"),
     (["--dim", "0"], "'--dim'"),
