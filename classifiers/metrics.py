@@ -72,12 +72,28 @@ def threshold_for(scores: Sequence[float], labels: Sequence[bool], *, precision:
     return float(t[ok[-1]]) if len(ok) else None
 
 
+def _logit(x: float) -> float:
+    x = min(max(x, 1e-6), 1 - 1e-6)
+    return float(np.log(x / (1 - x)))
+
+
 def best_f1_threshold(scores: Sequence[float], labels: Sequence[bool]) -> float:
+    """The threshold of the best F1. fastText scores saturate, so many thresholds often tie: the middle (in
+    logit space) of the tied range is taken, not its edge, which would put the next page over the line."""
     p, r, t = pr_curve(scores, labels)
     if not len(t):
         return 0.5
     f1 = 2 * p * r / np.maximum(p + r, 1e-12)
-    return float(t[int(np.argmax(f1))])
+    top = f1 >= f1.max() - 1e-12
+    first = end = int(np.argmax(top))
+    while end + 1 < len(t) and top[end + 1]:
+        end += 1
+    hi = float(t[first])
+    if end + 1 == len(t):  # the tie reaches the lowest score: nothing below to keep away from
+        return float(t[end])
+    lo = float(t[end + 1])  # any threshold in (lo, hi] gives the best F1
+    mid = 1 / (1 + np.exp(-(_logit(hi) + _logit(lo)) / 2))
+    return float(min(max(mid, np.nextafter(lo, 1.0)), hi))
 
 
 def evaluation_report(scores: Sequence[float], labels: Sequence[bool], threshold: float = 0.5) -> dict:
@@ -122,3 +138,53 @@ def plot_pr_curve(scores: Sequence[float], labels: Sequence[bool], path: str, ti
     plt.close(fig)
     with atomic_open(path, "wb") as fh:
         fh.write(buf.getvalue())
+
+
+@dataclass(frozen=True)
+class OperatingPoint:
+    """A threshold chosen on validation data, with what it does there."""
+
+    rule: str
+    threshold: float
+    metrics: Metrics
+    general_pass: float  # share of the general (negative) documents at or above the threshold
+
+    def to_dict(self) -> dict:
+        return {"rule": self.rule, "threshold": round(self.threshold, 6), "general_pass": round(self.general_pass, 6),
+                **{k: v for k, v in self.metrics.to_dict().items() if k != "threshold"}}
+
+
+def general_pass(m: Metrics) -> float:
+    return m.fp / (m.fp + m.tn) if m.fp + m.tn else 0.0
+
+
+def threshold_for_recall(scores: Sequence[float], labels: Sequence[bool], target_recall: float) -> OperatingPoint:
+    """The high-recall operating point: the highest threshold keeping ``target_recall`` of the positives of
+    validation data (e.g. 0.995 for a crawl first pass), with the share of negatives it lets through. With
+    too few positives to resolve the target, every positive is kept (the lowest positive score)."""
+    t = threshold_for(scores, labels, recall=target_recall)
+    if t is None:  # no positives
+        t = 0.5
+    m = metrics_at(scores, labels, t)
+    return OperatingPoint(f"highest threshold with validation recall >= {target_recall}", t, m, general_pass(m))
+
+
+def best_f1_point(scores: Sequence[float], labels: Sequence[bool]) -> OperatingPoint:
+    t = best_f1_threshold(scores, labels)
+    m = metrics_at(scores, labels, t)
+    return OperatingPoint("best validation F1 (middle of the tied range, logit space)", t, m, general_pass(m))
+
+
+def grouped_report(scores: Sequence[float], labels: Sequence[bool], groups: Sequence[str],
+                   threshold: float) -> list[dict]:
+    """Metrics per group (language, site) at ``threshold``, worst first: most errors, then lowest F1."""
+    s = np.asarray(scores, dtype=np.float64)
+    y = np.asarray(labels, dtype=bool)
+    g = np.asarray(groups, dtype=object)
+    rows = []
+    for name in sorted(set(groups)):
+        idx = g == name
+        m = metrics_at(s[idx], y[idx], threshold)
+        rows.append({"group": name, "math": int(y[idx].sum()), "general": int((~y[idx]).sum()),
+                     "errors": m.fp + m.fn, **{k: v for k, v in m.to_dict().items() if k != "threshold"}})
+    return sorted(rows, key=lambda r: (-r["errors"], r["f1"] if r["math"] else 1.0, r["group"]))

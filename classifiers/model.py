@@ -22,7 +22,7 @@ import numpy as np
 
 from classifiers.data import MATH, OTHER, Example, file_fingerprints, load_examples, split
 from classifiers.metrics import evaluation_report, threshold_for
-from classifiers.preprocess import MAX_CHARS, MAX_TOKENS, VERSION, prepare
+from classifiers.preprocess import MAX_CHARS, MAX_TOKENS, VERSION, Features, prepare
 from corpus.errors import MathcorpusError
 from corpus.io import write_json
 
@@ -53,6 +53,10 @@ class TrainParams:
     max_tokens: int = MAX_TOKENS
     target_recall: float | None = None  # threshold = highest that reaches this recall on validation
     target_precision: float | None = None  # ... or lowest that reaches this precision
+    features: Features = field(default_factory=Features)  # what preprocessing adds to the words
+    page_repeat: int = 8  # labelled web pages (train sites) count this many times next to the seed texts
+    site_split: tuple[float, float, float] = (0.6, 0.2, 0.2)  # train / validation / test share of the pages
+    high_recall: float = 0.995  # recall of the high-recall (first-pass) operating point, on validation sites
 
     def fasttext_kwargs(self) -> dict[str, Any]:
         return {"dim": self.dim, "lr": self.lr, "wordNgrams": self.word_ngrams, "minCount": self.min_count,
@@ -85,7 +89,7 @@ def _train_in_fresh_process(train_file: str, kwargs: dict[str, Any], model_file:
 
 
 def _line(ex: Example, p: TrainParams) -> str:
-    return f"{LABEL_PREFIX}{ex.label} {prepare(ex.text, p.max_chars, p.max_tokens)}"
+    return f"{LABEL_PREFIX}{ex.label} {prepare(ex.text, p.max_chars, p.max_tokens, features=p.features)}"
 
 
 def data_fingerprint(params: TrainParams, data: dict[str, list[dict]], extra: Sequence[Example] = ()) -> str:
@@ -132,7 +136,7 @@ def train_model(
             if f.exists():
                 f.unlink()
     clf = MathClassifier(str(out), threshold=0.5)
-    clf.max_chars, clf.max_tokens = params.max_chars, params.max_tokens
+    clf.max_chars, clf.max_tokens, clf.features = params.max_chars, params.max_tokens, params.features
     threshold, rule = 0.5, "default 0.5"
     report: dict[str, Any] = {}
     if valid:
@@ -155,9 +159,10 @@ def train_model(
         "format": CARD_FORMAT,
         "model_file": MODEL_FILE,
         "labels": [MATH, OTHER],
-        "params": asdict(params),
+        "params": json.loads(json.dumps(asdict(params))),  # as read back (tuples become lists)
         "preprocess": {"function": "classifiers.preprocess.prepare", "version": VERSION,
-                       "max_chars": params.max_chars, "max_tokens": params.max_tokens},
+                       "max_chars": params.max_chars, "max_tokens": params.max_tokens,
+                       "features": params.features.to_dict()},
         "data": data or {},
         "counts": {"train": {MATH: count(train, MATH), OTHER: count(train, OTHER)},
                    "validation": {MATH: count(valid, MATH), OTHER: count(valid, OTHER)}},
@@ -180,29 +185,52 @@ def train_from_files(
     *,
     extra: Sequence[Example] = (),
     valid: Sequence[Example] | None = None,
+    pages: Sequence[str] = (),
     text_field: str = "text",
     reuse: bool = False,
+    rejects: list[str] | None = None,
 ) -> dict[str, Any]:
     """Train from JSONL/Parquet files of positives (math) and negatives (other), plus ``extra`` examples.
 
     Validation is ``valid`` when given, else a deterministic ``valid_fraction`` of the file examples. With
-    ``reuse``, an existing model trained on the same data and parameters is kept (its card is returned).
+    ``pages`` (page lists, :mod:`classifiers.pages`), the pages are split by site: the train sites' pages join
+    the training data (``page_repeat`` times), the validation sites choose the thresholds (best F1, and the
+    high-recall point) and the test sites report them (model card: ``operating_points``, ``site_split``).
+    With ``reuse``, an existing model trained on the same data and parameters is kept (its card is returned).
     """
     params = params or TrainParams()
     data = {"positives": file_fingerprints(positives), "negatives": file_fingerprints(negatives)}
+    if pages:
+        data["pages"] = file_fingerprints(pages)
     fingerprint = data_fingerprint(params, data, extra)
     if reuse:
         card = read_card(output_dir, missing_ok=True)
         if card and card.get("fingerprint") == fingerprint and (Path(output_dir) / MODEL_FILE).exists():
             return card
     examples = load_examples(positives, MATH, text_field) + load_examples(negatives, OTHER, text_field)
-    if valid is None:
+    parts = splits = None
+    if pages:
+        from classifiers.pages import assign_splits, read_pages, split_pages
+
+        page_rows = read_pages(pages, rejects)
+        splits = assign_splits(page_rows, params.site_split, params.seed)
+        parts = split_pages(page_rows, splits)
+        train = examples + [p.example() for p in parts["train"]] * params.page_repeat
+        valid = [p.example() for p in parts["validation"]]
+    elif valid is None:
         train, valid = split(examples, params.valid_fraction, params.seed)
     else:
         train = examples
     train = [*train, *extra]
-    return train_model(output_dir, train, valid, params, data=data,
+    card = train_model(output_dir, train, valid, params, data=data,
                        extra_card={"fingerprint": fingerprint, "extra_examples": len(extra)})
+    if parts is not None:
+        from classifiers.pages import site_split_card
+
+        clf = MathClassifier(output_dir, threshold=0.5)
+        card.update(site_split_card(clf, parts, splits, params.high_recall, params.site_split, params.seed))
+        write_json(card, str(Path(output_dir) / CARD_FILE))
+    return card
 
 
 # ---- loading and scoring ---------------------------------------------------------------------------------
@@ -245,6 +273,7 @@ class MathClassifier:
                              f"this code has version {VERSION}: retrain it (mathcorpus classify train)")
         self.max_chars = int(pre.get("max_chars", MAX_CHARS))
         self.max_tokens = int(pre.get("max_tokens", MAX_TOKENS))
+        self.features = Features(**pre.get("features", {}))
         self.threshold = float(threshold if threshold is not None else self.card.get("threshold", 0.5))
         self.label = LABEL_PREFIX + label
         self._model = None
@@ -268,7 +297,7 @@ class MathClassifier:
         return self._model
 
     def prepare(self, text: str) -> str:
-        return prepare(text, self.max_chars, self.max_tokens)
+        return prepare(text, self.max_chars, self.max_tokens, features=self.features)
 
     def score_prepared(self, lines: Sequence[str]) -> np.ndarray:
         """P(math) for already prepared lines, in one batched fastText call (empty lines score 0)."""

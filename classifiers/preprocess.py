@@ -35,14 +35,16 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from dataclasses import asdict, dataclass
 
 from corpus.normalize import CJK_CHARS
 
-VERSION = 2  # 1: no signal tokens, head only, numbers split from letters, 3 000 chars / 512 tokens
+VERSION = 3  # 1: no signal tokens, head only, numbers split from letters, 3 000 chars / 512 tokens; 2: no
+# code/density tokens, markup counted in code blocks too
 MAX_CHARS = 1_000
 MAX_TOKENS = 192
 SIGNAL_REPEAT = 8
-SIGNAL_CHARS = 12_000
+SIGNAL_CHARS = 100_000
 
 # non-ASCII text: CJK characters and non-ASCII symbols become tokens of their own (split keeps the group)
 _OWN_TOKEN = re.compile(f"([{CJK_CHARS}]|[^\\x00-\\x7f\\w\\s])")
@@ -62,12 +64,49 @@ _SIGNALS = (
     ("brace", ("{",)),
 )
 SIGNAL_LEVELS = 9
+_PROGRAM = ("==", "&&", "||", "();", "=>", "{{", "->")  # code and templates outside fences
+FENCE = "```"
 
 
-def signal_tokens(text: str) -> list[str]:
+@dataclass(frozen=True)
+class Features:
+    """What :func:`prepare` adds to the words (recorded in the model card; the ablation table toggles them)."""
+
+    signals: bool = True  # log2 counts of math markup (``__tex5``)
+    density: bool = True  # markup per 1 000 characters (``__texd3``) and the code share (``__code2``)
+    strip_code: bool = True  # markup counted and words read outside fenced code blocks
+
+    def to_dict(self) -> dict[str, bool]:
+        return asdict(self)
+
+
+DEFAULT_FEATURES = Features()
+
+
+def split_code(text: str) -> tuple[str, int]:
+    """``(text without its fenced code blocks, characters of code)``: `$dir`, ``a = {}`` and ``\\n`` in a
+    shell or C block are not math markup."""
+    if FENCE not in text:
+        return text, 0
+    parts = text.split(FENCE)
+    return "\n".join(parts[0::2]), sum(len(p) for p in parts[1::2])
+
+
+def signal_tokens(text: str, code_chars: int = 0, density: bool = False) -> list[str]:
     """Log2-bucketed counts of math markup in ``text``: ``["__tex5", "__dollar0", ...]`` (level 0, no such
-    markup at all, is evidence too: plain prose)."""
-    return [f"__{name}{min(sum(text.count(c) for c in subs).bit_length(), SIGNAL_LEVELS)}" for name, subs in _SIGNALS]
+    markup at all, is evidence too: plain prose); with ``density``, also per 1 000 characters (a long code
+    or news page collects as many ``=`` as a short derivation) and the share of code in tenths."""
+    counts = [(name, sum(text.count(c) for c in subs)) for name, subs in _SIGNALS]
+    if density:
+        prices = sum(text.count(f"${d}") for d in "0123456789") if "$" in text else 0
+        counts[1] = ("dollar", counts[1][1] - prices)  # "$10": a price, not a formula
+        counts += [("price", prices), ("prog", sum(text.count(c) for c in _PROGRAM))]
+    out = [f"__{name}{min(n.bit_length(), SIGNAL_LEVELS)}" for name, n in counts]
+    if density:
+        kchars = max(len(text), 200) / 1000
+        out += [f"__{name}d{min(int(n / kchars).bit_length(), SIGNAL_LEVELS)}" for name, n in counts]
+        out.append(f"__code{min(10 * code_chars // max(len(text) + code_chars, 1), 9)}")
+    return out
 
 
 def _window(text: str, max_chars: int) -> str:
@@ -83,9 +122,15 @@ def _window(text: str, max_chars: int) -> str:
     return text[:half] + "\n" + text[i : i + max_chars - half]
 
 
-def prepare(text: str, max_chars: int = MAX_CHARS, max_tokens: int = MAX_TOKENS, signals: bool = True) -> str:
+def prepare(text: str, max_chars: int = MAX_CHARS, max_tokens: int = MAX_TOKENS, signals: bool = True,
+            features: Features = DEFAULT_FEATURES) -> str:
     """One line of classifier tokens for ``text`` (see the module docstring)."""
-    head = " ".join(signal_tokens(text[:SIGNAL_CHARS]) * SIGNAL_REPEAT) + " " if signals else ""
+    code = 0
+    if features.strip_code and FENCE in text:
+        text, code = split_code(text[: SIGNAL_CHARS * 2])
+    head = ""
+    if signals and features.signals:
+        head = " ".join(signal_tokens(text[:SIGNAL_CHARS], code, features.density) * SIGNAL_REPEAT) + " "
     text = _window(text, max_chars)
     if not text.isascii():
         if len(text) > 2 * max_tokens:

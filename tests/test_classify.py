@@ -17,7 +17,14 @@ import pyarrow.parquet as pq
 import pytest
 
 from classifiers.data import MATH, Example, iter_texts, split
-from classifiers.metrics import metrics_at, pr_curve, threshold_for
+from classifiers.metrics import (
+    best_f1_threshold,
+    grouped_report,
+    metrics_at,
+    pr_curve,
+    threshold_for,
+    threshold_for_recall,
+)
 from classifiers.model import MathClassifier, TrainParams, data_fingerprint, train_from_files
 from classifiers.preprocess import prepare
 from classifiers.recall import PoolScores, RecallConfig, domain_of, expand_domains, path_prefix, run_rounds
@@ -121,6 +128,28 @@ def test_metrics_and_thresholds():
     assert threshold_for(scores, labels, precision=1.01) is None
 
 
+def test_operating_points():
+    scores = [0.99, 0.98, 0.9, 0.3, 0.2, 0.01]
+    labels = [True, True, True, False, False, False]
+    t = best_f1_threshold(scores, labels)
+    assert 0.3 < t < 0.9  # every threshold in (0.3, 0.9] separates: the middle of the tie, not its edge
+    assert metrics_at(scores, labels, t).f1 == 1.0
+    scores = [0.99, 0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1]
+    labels = [True, False, True, False, True, False, False, True, False, False]
+    hr = threshold_for_recall(scores, labels, 0.995)
+    assert hr.threshold == 0.3 and hr.metrics.recall == 1.0 and hr.general_pass == pytest.approx(4 / 6)
+    hr = threshold_for_recall(scores, labels, 0.75)
+    assert hr.threshold == 0.6 and hr.general_pass == pytest.approx(2 / 6)
+
+
+def test_grouped_report_worst_first():
+    scores = [0.9, 0.2, 0.8, 0.1, 0.7, 0.6]
+    labels = [True, True, True, False, False, False]
+    rows = grouped_report(scores, labels, ["a.org", "a.org", "b.org", "b.org", "c.org", "c.org"], 0.5)
+    assert [(r["group"], r["errors"]) for r in rows] == [("c.org", 2), ("a.org", 1), ("b.org", 0)]
+    assert rows[1]["fn"] == 1 and rows[0]["fp"] == 2 and rows[0]["math"] == 0
+
+
 def test_split_is_deterministic_and_order_free():
     exs = [Example(f"text {i}", MATH, f"id{i}") for i in range(500)]
     tr, va = split(exs, 0.2, seed=1)
@@ -155,8 +184,10 @@ def test_train_writes_card_and_classifies_held_out_seed(model, seed):
     n_pos = sum(1 for _ in iter_texts(seed["pos"]))
     assert card["counts"]["train"]["math"] + card["counts"]["validation"]["math"] == n_pos
     assert card["params"]["dim"] == 16 and card["params"]["word_ngrams"] == 3
-    assert card["validation"]["at_threshold"]["recall"] >= 0.95  # threshold picked for target_recall
+    assert card["threshold_rule"] == "highest threshold with validation recall >= 0.95"
     assert 0 < card["threshold"] < 1
+    held_out = MathClassifier(model).score([t for _, t in iter_texts(seed["pos_test"])])
+    assert float(np.mean(held_out >= card["threshold"])) >= 0.9  # recall on rows the threshold never saw
 
     clf = MathClassifier(model, threshold=0.5)
     pos = [t for _, t in iter_texts(seed["pos_test"])]
@@ -395,3 +426,101 @@ def test_score_step_removes_below_threshold(model, seed, tmp_path):
     assert all(d.metadata["math_score"] >= 0.5 for d in kept if d.id != "c")
     assert removed and all(r["math_score"] < 0.5 and r["reason"] == "low_math_score" for r in removed)
     assert all(r["math_threshold"] == 0.5 for r in removed)
+
+
+# ---- web pages split by site -----------------------------------------------------------------------------
+
+
+def _page_rows(shared_data: Path, per_site_label: int = 2) -> list[dict]:
+    """web2 page-list rows, at most ``per_site_label`` per (site, label), file paths made absolute."""
+    base = shared_data / "web2"
+    rows, seen = [], {}
+    for line in (base / "pages.jsonl").read_text(encoding="utf-8").splitlines():
+        r = json.loads(line)
+        key = (r["site"], r["label"])
+        seen[key] = seen.get(key, 0) + 1
+        if seen[key] <= per_site_label:
+            rows.append({**r, "file": str(base / r["file"])})
+    return rows
+
+
+def test_site_split_keeps_sites_apart_and_is_stratified(shared_data):
+    from classifiers.pages import Page, assign_splits, registered_site, site_of
+
+    rows = [json.loads(x) for x in (shared_data / "web2" / "pages.jsonl").read_text(encoding="utf-8").splitlines()]
+    pages = [Page(r["file"], r["file"], "math" if r["label"] == "math" else "other",
+                  site_of(r["file"], None, r["site"]), r["lang"], "") for r in rows]
+    splits = assign_splits(pages)
+    assert splits == assign_splits(list(reversed(pages)))  # independent of page order
+    assert set(splits.values()) == {"train", "validation", "test"}
+    for part in ("validation", "test"):  # math and general pages of both languages on every side
+        held = {(p.label, p.lang) for p in pages if splits[p.site] == part}
+        assert {("math", "en"), ("math", "zh"), ("other", "en"), ("other", "zh")} <= held
+    share = sum(splits[p.site] == "train" for p in pages) / len(pages)
+    assert 0.5 < share < 0.7
+    assert registered_site("math.stackexchange.com") == "stackexchange.com"
+    assert registered_site("www.billhu.us") == "billhu.us" and registered_site("a.github.io/x") == "a.github.io"
+
+
+@pytest.fixture(scope="module")
+def web_model(seed, shared_data, tmp_path_factory) -> dict:
+    """A model trained through the CLI on seed slices + real web2 pages (split by site)."""
+    d = tmp_path_factory.mktemp("web")
+    pages = _write(d / "pages.jsonl", _page_rows(shared_data))
+    out = d / "model"
+    r = _cli("classify", "train", "-p", seed["pos"], "-n", seed["neg"], "--pages", pages, "-o", str(out),
+             "--dim", "16", "--epoch", "20", "--lr", "0.2", "--min-count", "1", "--bucket", "100000", "--threads", "1")
+    assert r.returncode == 0, r.stderr
+    return {"dir": str(out), "pages": pages, "stdout": r.stdout,
+            "card": json.loads((out / "model.json").read_text())}
+
+
+def test_cli_train_with_pages_splits_by_site(web_model):
+    card, stdout = web_model["card"], web_model["stdout"]
+    sites = card["site_split"]["sites"]
+    train, valid, test = (set(sites[k]) for k in ("train", "validation", "test"))
+    assert not (train & valid or train & test or valid & test)  # never a site on two sides
+    rows = [json.loads(x) for x in Path(web_model["pages"]).read_text().splitlines()]
+    assert sum(card["site_split"]["pages"].values()) == len(rows)  # every page accounted for
+    assert card["data"]["pages"][0]["sha256"] == hashlib.sha256(Path(web_model["pages"]).read_bytes()).hexdigest()
+    assert card["counts"]["validation"]["math"] + card["counts"]["validation"]["other"] == \
+        card["site_split"]["pages"]["validation"]  # validation = the validation sites' pages
+    final, high = card["operating_points"]["final"], card["operating_points"]["high_recall"]
+    assert card["threshold"] == final["validation"]["threshold"] and "validation sites" in card["threshold_rule"]
+    assert high["validation"]["threshold"] <= final["validation"]["threshold"]
+    test_report = final["test"]
+    assert test_report["pages"] == card["site_split"]["pages"]["test"]
+    assert test_report["f1"] >= 0.8, test_report  # on sites the model and the threshold never saw
+    langs = {r["group"]: r for r in test_report["per_language"]}
+    assert langs["en"]["math"] > 0 and langs["zh"]["math"] > 0
+    assert "final @" in stdout and "test sites by language" in stdout
+
+
+def test_cli_eval_reports_per_language_and_site(web_model, tmp_path):
+    card = web_model["card"]
+    test_sites = set(card["site_split"]["sites"]["test"])
+    from classifiers.pages import site_of
+
+    rows = [json.loads(x) for x in Path(web_model["pages"]).read_text().splitlines()]
+    test_rows = [r for r in rows if site_of(r["file"], None, r["site"]) in test_sites]
+    lst = _write(tmp_path / "test_pages.jsonl", test_rows)
+    out = tmp_path / "eval.json"
+    r = _cli("classify", "eval", web_model["dir"], "--pages", lst, "-o", str(out))
+    assert r.returncode == 0, r.stderr
+    rep = json.loads(out.read_text())
+    assert rep["at_threshold"]["f1"] == pytest.approx(card["operating_points"]["final"]["test"]["f1"], abs=1e-6)
+    langs = {x["group"]: x for x in rep["per_language"]}
+    assert sum(x["math"] + x["general"] for x in langs.values()) == len(test_rows)
+    assert langs["zh"]["math"] == sum(1 for x in test_rows if x["lang"] == "zh" and x["label"] == "math")
+    errors = [x["errors"] for x in rep["per_site"]]
+    assert errors == sorted(errors, reverse=True) and {x["group"] for x in rep["per_site"]} == test_sites
+    assert "per site at" in r.stdout
+    # record files: language from the 'lang' field, site from 'url'
+    recs = [{"text": "Let $x^2 = 4$, then $x = \\pm 2$ and $\\frac{x}{2} = 1$.", "lang": "en",
+             "url": "https://m.example.org/a"}, {"text": "求解方程 $x^2=4$，得 $x=\\pm 2$。", "lang": "zh"}]
+    pos = _write(tmp_path / "pos.jsonl", recs)
+    r = _cli("classify", "eval", web_model["dir"], "-p", pos, "-o", str(out))
+    assert r.returncode == 0, r.stderr
+    rep = json.loads(out.read_text())
+    assert sorted(x["group"] for x in rep["per_language"]) == ["en", "zh"]
+    assert {x["group"] for x in rep["per_site"]} == {"example.org", "-"}

@@ -34,6 +34,8 @@ app.add_typer(classify_app, name="classify")
 
 POS_HELP = "Math documents: JSONL/Parquet files, folders or globs of records with a 'text' field."
 NEG_HELP = "General (non-math) documents, same formats."
+PAGES_HELP = ("Labelled HTML page list (JSONL rows: file, label math|general, optional site/url/lang; e.g. "
+              "../shared/data/web2/pages.jsonl); pages are extracted and split by site.")
 
 
 def _target(precision: float | None, recall: float | None) -> None:
@@ -46,6 +48,9 @@ def train(
     positives: list[str] = typer.Option(..., "--positives", "-p", help=POS_HELP),
     negatives: list[str] = typer.Option(..., "--negatives", "-n", help=NEG_HELP),
     output: str = typer.Option(..., "--output", "-o", help="Model folder to write (model.bin + model.json)."),
+    pages: list[str] = typer.Option([], "--pages", help=PAGES_HELP + " Train sites join the training data, "
+                                    "validation sites choose the thresholds, test sites report them."),
+    page_repeat: int = typer.Option(8, min=1, help="Times each train-site page counts next to the seed texts."),
     dim: Dim = DIM,
     lr: Lr = LR,
     word_ngrams: WordNgrams = WORD_NGRAMS,
@@ -68,20 +73,45 @@ def train(
     _target(target_precision, target_recall)
     params = train_params(threads, dim=dim, lr=lr, word_ngrams=word_ngrams, min_count=min_count, epoch=epoch,
                           bucket=bucket, seed=seed, valid_fraction=valid_fraction, max_chars=max_chars,
-                          max_tokens=max_tokens, target_recall=target_recall, target_precision=target_precision)
-    card = train_from_files(output, positives, negatives, params, text_field=text_field)
+                          max_tokens=max_tokens, target_recall=target_recall, target_precision=target_precision,
+                          page_repeat=page_repeat)
+    if pages and (target_recall is not None or target_precision is not None):
+        raise typer.BadParameter("with --pages the thresholds are chosen on the validation sites (best F1 and "
+                                 "recall >= 0.995): drop --target-recall/--target-precision")
+    rejects: list[str] = []
+    card = train_from_files(output, positives, negatives, params, text_field=text_field, pages=pages,
+                            rejects=rejects)
+    for line in rejects:
+        typer.echo(f"page not extracted (left out): {line}", err=True)
     v = card["validation"].get("at_threshold", {})
     typer.echo(f"model: {output}  train {card['counts']['train']}  validation {card['counts']['validation']}")
-    if v:
+    if "operating_points" in card:
+        typer.echo(f"site split: {card['site_split']['pages']} pages")
+        for name, pt in card["operating_points"].items():
+            val, test = pt["validation"], pt["test"] or {}
+            typer.echo(f"{name} @ {val['threshold']:.4f}: validation sites P={val['precision']:.4f} "
+                       f"R={val['recall']:.4f} F1={val['f1']:.4f}; test sites P={test.get('precision', 0):.4f} "
+                       f"R={test.get('recall', 0):.4f} F1={test.get('f1', 0):.4f}; general pages let through "
+                       f"{val['general_pass']:.3f} / {_pass(test):.3f}")
+            typer.echo("  test sites by language: " + ", ".join(
+                f"{r['group']} F1={r['f1']:.3f} ({r['math']} math/{r['general']} general)"
+                for r in test.get("per_language", [])))
+    elif v:
         typer.echo(f"validation @ {card['threshold']:.4f}: P={v['precision']:.4f} R={v['recall']:.4f} "
                    f"F1={v['f1']:.4f}  ({card['threshold_rule']})")
+
+
+def _pass(m: dict) -> float:
+    return m["fp"] / (m["fp"] + m["tn"]) if m and m.get("fp", 0) + m.get("tn", 0) else 0.0
 
 
 @classify_app.command("eval")
 def evaluate(
     model: str = typer.Argument(..., help="Model folder (or .bin file)."),
-    positives: list[str] = typer.Option(..., "--positives", "-p", help=POS_HELP),
-    negatives: list[str] = typer.Option(..., "--negatives", "-n", help=NEG_HELP),
+    positives: list[str] = typer.Option([], "--positives", "-p", help=POS_HELP + " Record fields 'lang' and "
+                                        "'site'/'domain'/'url' group the report (language detected if absent)."),
+    negatives: list[str] = typer.Option([], "--negatives", "-n", help=NEG_HELP),
+    pages: list[str] = typer.Option([], "--pages", help=PAGES_HELP + " All of its pages are evaluated."),
     threshold: float = typer.Option(None, min=0, max=1, help="Threshold to report (default: the model card's)."),
     target_precision: float = typer.Option(None, min=0, max=1, help="Also find the threshold reaching this precision."),
     target_recall: float = typer.Option(None, min=0, max=1, help="Also find the threshold reaching this recall."),
@@ -90,17 +120,26 @@ def evaluate(
     text_field: str = typer.Option("text", help="Record field holding the text."),
 ) -> None:
     """Precision, recall, F1 and average precision of MODEL on labelled files; optional PR curve PNG."""
-    from classifiers.data import MATH, OTHER, load_examples
+    from classifiers.data import MATH, OTHER
     from classifiers.metrics import evaluation_report, metrics_at, plot_pr_curve, threshold_for
     from classifiers.model import MathClassifier
+    from classifiers.pages import page_report, read_pages, record_pages
     from corpus.io import write_json
 
     _target(target_precision, target_recall)
+    if not (positives or negatives or pages):
+        raise typer.BadParameter("give labelled data: --positives/--negatives record files and/or --pages")
     clf = MathClassifier(model, threshold=threshold)
-    examples = load_examples(positives, MATH, text_field) + load_examples(negatives, OTHER, text_field)
+    rejects: list[str] = []
+    examples = record_pages(positives, MATH, text_field) + record_pages(negatives, OTHER, text_field)
+    examples += read_pages(pages, rejects) if pages else []
+    for line in rejects:
+        typer.echo(f"page not extracted (left out): {line}", err=True)
     scores = clf.score([e.text for e in examples])
     y = [e.label == MATH for e in examples]
-    report = {"model": model, **evaluation_report(scores, y, clf.threshold)}
+    groups = page_report(scores, examples, clf.threshold)
+    report = {"model": model, **evaluation_report(scores, y, clf.threshold),
+              "per_language": groups["per_language"], "per_site": groups["per_site"]}
     if target_precision is not None or target_recall is not None:
         t = threshold_for(scores, y, precision=target_precision, recall=target_recall)
         report["target"] = {"precision": target_precision, "recall": target_recall, "threshold": t,
@@ -110,7 +149,11 @@ def evaluate(
         report["plot"] = plot
     if output:
         write_json(report, output)
-    typer.echo(json.dumps(report, indent=2))
+    typer.echo(json.dumps({k: v for k, v in report.items() if k != "per_site"}, indent=2))
+    typer.echo(f"per site at {clf.threshold:.4f} (worst first; all {len(report['per_site'])} in --output):")
+    for r in report["per_site"][:15]:
+        typer.echo(f"  {r['group']:40s} errors {r['errors']:3d}  math {r['math']:3d} (missed {r['fn']})  "
+                   f"general {r['general']:3d} (kept {r['fp']})")
 
 
 @classify_app.command()
