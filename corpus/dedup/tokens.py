@@ -83,20 +83,21 @@ def classified_tokens(text: str) -> tuple[list[str], list[int]]:
     """``math_tokens`` of ``text`` (taken per math / non-math segment) and their flag bits."""
     tokens: list[str] = []
     flags: list[int] = []
-
-    def add(part: str, context: _Flags) -> None:
-        toks = math_tokens(part)
-        tokens.extend(toks)
-        flags.extend(map(context.__getitem__, toks))
-
     pos = 0
     for m in _MATH.finditer(text):
-        if m.start() > pos:
-            add(text[pos : m.start()], _PLAIN)
-        add(m.group(), _INLINE if m.group("fig") is None else _FIGURE)
-        pos = m.end()
+        start, end = m.span()
+        if start > pos:
+            toks = math_tokens(text[pos:start])
+            tokens += toks
+            flags += map(_PLAIN.__getitem__, toks)
+        toks = math_tokens(m.group())
+        tokens += toks
+        flags += map((_INLINE if m.group("fig") is None else _FIGURE).__getitem__, toks)
+        pos = end
     if pos < len(text):
-        add(text[pos:], _PLAIN)
+        toks = math_tokens(text[pos:] if pos else text)
+        tokens += toks
+        flags += map(_PLAIN.__getitem__, toks)
     return tokens, flags
 
 

@@ -172,8 +172,11 @@ def run_standalone(settings: DedupSettings, input_dir: str, out: str, *, executo
     ctx = StageContext(run_dir=out, stage_dir=out, input_dir=input_dir, tasks=tasks, manifest=None)
     for phase in build(settings, ctx):
         logging_dir = f"{out}/work/logs/{phase.name}"
-        ex = make_executor(executor, phase.steps, tasks=phase.tasks, workers=workers, logging_dir=logging_dir,
-                           ray_address=ray_address)
+        # label rounds are light (label look-ups for the nodes with edges): run them in this process rather
+        # than paying a worker start-up per round; the local executor only (Ray keeps its workers)
+        light = executor == "local" and phase.name.startswith("cluster_")
+        ex = make_executor(executor, phase.steps, tasks=phase.tasks, workers=1 if light else workers,
+                           logging_dir=logging_dir, ray_address=ray_address)
         ex.run()
         missing = ex.get_incomplete_ranks(range(phase.tasks))
         if missing:
