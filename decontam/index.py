@@ -1,6 +1,9 @@
 """The n-gram index over eval item parts: normalized tokens as ids, n-gram hashes sorted for lookup.
 
-Tokens come from :func:`corpus.normalize.math_tokens` (the normalizer shared with dedup). Each distinct
+Tokens come from :func:`decontam.normalize.decontam_tokens` (the shared dedup tokenizer after the decontam-only
+spacing rules). Besides the item parts, short questions are joined with each of their answers (``qa_pairs``),
+short questions go to a table of their first tokens (exact / whole-line / followed-by-answer rules), and the
+reworded tier keeps a numeric-fingerprint index (:mod:`decontam.reworded`). Each distinct
 eval token gets an id and a random 64-bit value; an n-gram's key is a polynomial hash of its token values
 (computed for a whole document at once with numpy). Every hit is verified token by token, so hash
 collisions never produce a match.
@@ -17,14 +20,18 @@ from typing import Any
 import numpy as np
 
 from corpus.io import atomic_open, open_file
-from corpus.normalize import math_tokens
 from decontam.config import DecontamConfig
 from decontam.evalsets import ItemPart, LoadedSet
+from decontam.normalize import decontam_tokens
+from decontam.reworded import RewordIndex, final_answer
 
 _P = np.uint64(0x9E3779B97F4A7C15)  # odd multiplier of the polynomial hash (mod 2**64)
 RULE_NGRAM = "ngram_lcs"
 RULE_SHORT = "short_exact"
+RULE_LINE = "short_line"
+RULE_PAIR = "qa_pair"
 RULE_SKIPPED = "skipped_short"
+RULE_AUX = "unindexed"  # kept for the reworded tier or as a short answer of a pair (in no token table)
 
 
 @dataclass(frozen=True)
@@ -109,33 +116,72 @@ class NGramIndex:
     ngrams: _Table
     short: _Table
     sets: list[dict[str, Any]] = field(default_factory=list)
+    texts: list[str] = field(default_factory=list)  # each part's text as in the eval file (for the report)
+    pair_answers: dict[int, list[int]] = field(default_factory=dict)  # short question -> its short answer parts
+    reworded: RewordIndex | None = None
+    words: frozenset[str] = frozenset()  # Latin words of the eval vocabulary (splits spaced-out letter runs)
 
     # ---- building ----------------------------------------------------------------------------------------
 
     @classmethod
     def build(cls, sets: Iterable[LoadedSet], config: DecontamConfig | None = None) -> NGramIndex:
         config = config or DecontamConfig()
-        n, n_short = config.ngram, min(config.min_short_tokens, config.ngram)
+        n = config.ngram
+        n_key = short_key_len(config)
         vocab: dict[str, int] = {}
         parts: list[PartInfo] = []
+        texts: list[str] = []
         token_chunks: list[np.ndarray] = []
+        pair_answers: dict[int, list[int]] = {}
+        questions: list[tuple[int, ItemPart, str | None]] = []
         described: list[dict[str, Any]] = []
+
+        def add(p: ItemPart, name: str, text: str, ids: np.ndarray, rule: str) -> int:
+            parts.append(PartInfo(p.evalset, p.item_id, name, len(ids), rule))
+            texts.append(text)
+            token_chunks.append(ids)
+            return len(parts) - 1
+
         for loaded in sets:
-            counts = {RULE_NGRAM: 0, RULE_SHORT: 0, RULE_SKIPPED: 0, "ngrams": 0}
-            for p in loaded.parts:
-                ids = _ids_for(p, vocab)
-                short_ok = len(ids) >= n_short and (p.part == "question" or config.short_exact_answers)
-                rule = RULE_NGRAM if len(ids) >= n else RULE_SHORT if short_ok else RULE_SKIPPED
-                counts[rule] += 1
-                counts["ngrams"] += max(0, len(ids) - n + 1)
-                if rule == RULE_SKIPPED:
-                    continue
-                parts.append(PartInfo(p.evalset, p.item_id, p.part, len(ids), rule))
-                token_chunks.append(ids)
+            counts = {RULE_NGRAM: 0, RULE_SHORT: 0, RULE_SKIPPED: 0, RULE_PAIR: 0, "ngrams": 0}
+            for item in _items(loaded.parts):
+                q = next((p for p in item if p.part == "question"), None)
+                q_ids = _ids_for(q, vocab, config) if q is not None else None
+                q_index = None
+                short_answers: list[int] = []
+                for p in item:
+                    ids = q_ids if p is q else _ids_for(p, vocab, config)
+                    if len(ids) >= n:
+                        rule = RULE_NGRAM
+                    elif len(ids) >= (min(n_key, n) if p is q else n if not config.short_exact_answers
+                                      else min(config.min_short_tokens, n)):
+                        rule = RULE_SHORT
+                    else:
+                        rule = RULE_SKIPPED
+                    counts[rule] += 1
+                    counts["ngrams"] += max(0, len(ids) - n + 1)
+                    if rule != RULE_SKIPPED:
+                        k = add(p, p.part, p.text, ids, rule)
+                        q_index = k if p is q else q_index
+                    if p is not q and 0 < len(ids) < n:
+                        short_answers.append(add(p, p.part, p.text, ids, RULE_AUX) if rule == RULE_SKIPPED
+                                             else len(parts) - 1)
+                    if p is not q and q is not None and config.qa_pairs and len(q_ids) < n \
+                            and len(q_ids) + len(ids) >= n:
+                        add(p, f"question+{p.part}", f"{q.text}\n{p.text}", np.concatenate([q_ids, ids]), RULE_NGRAM)
+                        counts[RULE_PAIR] += 1
+                if q is not None:
+                    if q_index is None and config.reworded:
+                        q_index = add(q, q.part, q.text, q_ids, RULE_AUX)
+                    if q_index is not None:
+                        questions.append((q_index, q, final_answer(item)))
+                        if short_answers and parts[q_index].rule == RULE_SHORT:
+                            pair_answers[q_index] = short_answers
             described.append(loaded.describe() | {
                 "parts": counts[RULE_NGRAM] + counts[RULE_SHORT] + counts[RULE_SKIPPED],
                 "parts_ngram": counts[RULE_NGRAM], "parts_short_exact": counts[RULE_SHORT],
-                "parts_skipped_short": counts[RULE_SKIPPED], "ngrams": counts["ngrams"]})
+                "parts_skipped_short": counts[RULE_SKIPPED], "parts_qa_pair": counts[RULE_PAIR],
+                "ngrams": counts["ngrams"]})
         lengths = np.array([len(c) for c in token_chunks], dtype=np.int64)
         offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
         tokens = np.concatenate(token_chunks).astype(np.int32) if token_chunks else np.empty(0, np.int32)
@@ -149,8 +195,8 @@ class NGramIndex:
                 keys.append(h)
                 kpart.append(np.full(len(h), i, dtype=np.int32))
                 kpos.append(np.arange(len(h), dtype=np.int32))
-            else:
-                skeys.append(rolling_hashes(v[:n_short], n_short))
+            elif info.rule == RULE_SHORT:
+                skeys.append(rolling_hashes(v[:n_key], n_key))
                 spart.append(np.array([i], dtype=np.int32))
 
         def table(k: list, p: list, pos: list | None) -> _Table:
@@ -160,8 +206,10 @@ class NGramIndex:
             kk, pp = np.concatenate(k), np.concatenate(p)
             return _Table.build(kk, pp, np.concatenate(pos) if pos else np.zeros(len(kk), np.int32))
 
+        reworded = RewordIndex.build(questions, config) if config.reworded else None
+        words = frozenset(t for t in vocab if t.isascii() and t.isalpha())
         return cls(config, vocab, values, parts, offsets, tokens, table(keys, kpart, kpos), table(skeys, spart, None),
-                   described)
+                   described, texts, pair_answers, reworded, words)
 
     # ---- access -------------------------------------------------------------------------------------------
 
@@ -176,9 +224,10 @@ class NGramIndex:
         return arrays + self.ngrams.nbytes() + self.short.nbytes()
 
     def summary(self) -> dict[str, Any]:
-        return {"parts_indexed": len(self.parts), "ngram_keys": int(len(self.ngrams.keys)),
-                "short_keys": int(len(self.short.keys)), "vocabulary": len(self.vocab),
-                "array_bytes": int(self.nbytes())}
+        out = {"parts_indexed": len(self.parts), "ngram_keys": int(len(self.ngrams.keys)),
+               "short_keys": int(len(self.short.keys)), "vocabulary": len(self.vocab),
+               "array_bytes": int(self.nbytes())}
+        return out | (self.reworded.summary() if self.reworded is not None else {})
 
     # ---- persistence --------------------------------------------------------------------------------------
 
@@ -195,8 +244,21 @@ class NGramIndex:
         return index
 
 
-def _ids_for(part: ItemPart, vocab: dict[str, int]) -> np.ndarray:
-    toks = math_tokens(part.text)
+def short_key_len(config: DecontamConfig) -> int:
+    """Tokens of a short question's lookup key (its first tokens)."""
+    return max(1, min(config.min_line_tokens, config.min_short_tokens, config.ngram))
+
+
+def _items(parts: list[ItemPart]) -> list[list[ItemPart]]:
+    """Parts grouped by item, in file order."""
+    groups: dict[str, list[ItemPart]] = {}
+    for p in parts:
+        groups.setdefault(p.item_id, []).append(p)
+    return list(groups.values())
+
+
+def _ids_for(part: ItemPart, vocab: dict[str, int], config: DecontamConfig) -> np.ndarray:
+    toks = decontam_tokens(part.text, config.normalize)
     out = np.empty(len(toks), dtype=np.int32)
     for j, t in enumerate(toks):
         tid = vocab.get(t)

@@ -33,7 +33,12 @@ EVIDENCE_FIELDS = [
     pa.field("lcs", pa.int64()),
     pa.field("lcs_ratio", pa.float64()),
     pa.field("eval_matches", pa.string()),  # JSON list of every matched part
+    pa.field("eval_rule", pa.string()),  # ngram_lcs | short_exact | short_line | qa_pair | reworded
+    pa.field("eval_evidence", pa.string()),  # JSON: the rule's evidence (reworded: numbers, answer, similarity)
 ]
+NEAR_MISSES_PER_DOC = 3  # near misses kept per kept document (highest scores)
+_RULE_EVIDENCE = ("numbers_matched", "numbers_missing", "answer_matched", "similarity", "window_tokens", "lcs",
+                  "item_tokens")
 ROWS_PER_SHARD = 50_000
 
 
@@ -41,26 +46,38 @@ def evidence_columns(ev: dict[str, Any]) -> dict[str, Any]:
     """The removed-shard evidence columns of one :meth:`Matcher.evidence` dict."""
     return {"evalset": ev["evalset"], "eval_item": str(ev["item_id"]), "eval_part": ev["part"],
             "matched_ngram": ev["matched_ngram"], "lcs": ev["lcs"], "lcs_ratio": ev["lcs_ratio"],
-            "eval_matches": json.dumps(ev["matches"], ensure_ascii=False, sort_keys=True)}
+            "eval_matches": json.dumps(ev["matches"], ensure_ascii=False, sort_keys=True),
+            "eval_rule": ev["rule"],
+            "eval_evidence": json.dumps({k: ev[k] for k in _RULE_EVIDENCE if k in ev}, sort_keys=True)}
 
 
-def check_record_texts(matcher: Matcher, texts: Sequence[tuple[str, str]]) -> dict[str, Any] | None:
-    """Check several named texts of one record; evidence of the best match (with its ``column``) or None."""
+def check_record(matcher: Matcher, texts: Sequence[tuple[str, str]]
+                 ) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
+    """Check several named texts of one record: (evidence of the best match with its ``column``, or None;
+    the record's near misses when nothing matched, best first, at most ``NEAR_MISSES_PER_DOC``)."""
     best: tuple[Any, str, str, list] | None = None
     every: list = []
+    near: list[dict[str, Any]] = []
     for column, text in texts:
-        matches = matcher.find(text)
+        matches, misses = matcher.check(text)
         every.extend(matches)
+        near.extend(m | {"column": column} for m in misses)
         if matches and (best is None or (matches[0].lcs_ratio, matches[0].lcs) > (best[0].lcs_ratio, best[0].lcs)):
             best = (matches[0], column, text, matches)
     if best is None:
-        return None
+        near.sort(key=lambda x: (-x["score"], x["evalset"], x["item_id"], x["part"]))
+        return None, near[:NEAR_MISSES_PER_DOC]
     _, column, text, matches = best
     ev = matcher.evidence(text, matches)
     ev["matches"] = sorted({json.dumps(m.brief(), sort_keys=True) for m in every})
     ev["matches"] = [json.loads(m) for m in ev["matches"]]
     ev["column"] = column
-    return ev
+    return ev, []
+
+
+def check_record_texts(matcher: Matcher, texts: Sequence[tuple[str, str]]) -> dict[str, Any] | None:
+    """Evidence of the best match of a record's named texts, or None (see :func:`check_record`)."""
+    return check_record(matcher, texts)[0]
 
 
 @dataclass
@@ -126,6 +143,7 @@ def decontaminate_files(
     matcher = Matcher(index)
     by_source: Counter[str] = Counter()
     removals: list[dict[str, Any]] = []
+    near_misses: list[dict[str, Any]] = []
     described: list[dict[str, Any]] = []
     rejects: list[str] = []
     qa = bool(columns)
@@ -156,7 +174,8 @@ def decontaminate_files(
                 doc_id, source, url = row["id"], row["source"] or "unknown", row["url"]
             n_docs += 1
             by_source[source] += 1
-            ev = check_record_texts(matcher, texts)
+            ev, near = check_record(matcher, texts)
+            near_misses.extend({"doc_id": doc_id, "source": source, "url": url, "input": path, **m} for m in near)
             if ev is None:
                 kept.add(json.dumps(row, ensure_ascii=False, sort_keys=True, default=str) if qa else row)
                 continue
@@ -176,7 +195,7 @@ def decontaminate_files(
         write_jsonl(rejects, f"{output}/rejects.jsonl")
     report = build_report(
         config=index.config, evalsets=index.sets, inputs=described, documents_by_source=by_source,
-        removals=removals, index=index.summary(),
+        removals=removals, index=index.summary(), near_misses=near_misses,
         extra_config={"mode": "columns" if qa else "text", "columns": list(columns or [text_column]),
                       "rejects": len(rejects)},
     )

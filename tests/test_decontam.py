@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -214,3 +215,133 @@ def test_columns_mode_checks_qa_records(tmp_path, small_sets, index):
     removed = [json.loads(x) for x in next((tmp_path / "o" / "removed").glob("*.jsonl")).read_text().splitlines()]
     assert kept == [{"id": 2, "question": "What is 2+2?", "answer": "4"}]
     assert removed[0]["decontam"]["evalset"] == "cmath" and removed[0]["question"] == q
+
+
+# ---- spacing rules, short items, reworded items (issue 15) -------------------------------------------------
+
+
+def test_despace_rules_and_spans_map_to_the_original_text():
+    from decontam.normalize import decontam_token_spans, decontam_tokens, despace
+
+    assert despace("苗 苗 家 里 有 5 0 个 苹 果")[0] == "苗苗家里有50个苹果"
+    assert despace("H o w   m a n y   i s   $ 3 5 . 2   +   4 9 . 3 $ ?")[0] == "How many is $35.2 + 49.3$?"
+    assert despace(r"then \ s q r t x and \ f r a c{1}{2}")[0] == r"then \sqrt x and \frac{1}{2}"
+    assert despace("it costs 4 .20 dollars")[0] == "it costs 4.20 dollars"
+    assert despace("共有 2 0 个苹果，吃了 3 个")[0] == "共有 20 个苹果，吃了 3 个"  # CJK-dominant: digits joined
+    assert despace("pages 2 0 and 3")[0] == "pages 2 0 and 3"  # not in English prose
+    words = {"how", "many", "apples", "does", "john", "have"}
+    assert despace("h o w m a n y a p p l e s d o e s j o h n h a v e", words=words)[0] == \
+        "how many apples does john have"
+    assert despace("x + y = z", rules=())[0] == "x + y = z"
+    text = "Intro. 苗 苗 有 5 0 个"
+    spans = decontam_token_spans(text)
+    assert [text[a:b] for a, b in spans] == ["Intro", "苗", "苗", "有", "5 0", "个"]
+    assert decontam_tokens(text) == ["intro", "苗", "苗", "有", "50", "个"]
+
+
+def test_numbers_read_digits_words_and_chinese_numerals():
+    from decontam.numbers import numbers
+
+    vals = [v for v, _ in numbers("16 eggs, three for breakfast, twenty-four, a dozen, half, twice, 1,200, 3/4, "
+                                  r"\frac{1}{2}, three hundred and five, 50%")]
+    assert vals == ["16", "3", "24", "12", "0.5", "2", "1200", "0.75", "0.5", "305", "50"]
+    zh = numbers("九十页，两个，二十五，一半，三百零五，二零二四")
+    assert [v for v, _ in zh] == ["90", "2", "25", "0.5", "305", "2024"]
+
+
+def test_spaced_out_items_are_found_and_each_rule_matters(small_sets, index):
+    from decontam.normalize import decontam_tokens
+
+    m = Matcher(index)
+    q = _part(small_sets, "cmath", "L2").text  # 小勇拍皮球，第一次拍了77下 ...
+    found = m.find("这是一段关于数学教育的文字。\n" + " ".join(q) + "\n其他内容与题目无关。")
+    assert found and (found[0].evalset, found[0].item_id) == ("cmath", "L2")
+    en = _part(small_sets, "gsm8k", "L3").text
+    assert m.find(f"{HOST}\n{' '.join(en)}\n{HOST}")[0].item_id == "L3"  # word gaps kept (3 blanks)
+    no_gaps = " ".join(ch for ch in en if not ch.isspace())
+    assert m.find(f"{HOST}\n{no_gaps}\n{HOST}")[0].item_id == "L3"  # words recovered from the eval vocabulary
+    tex = _part(small_sets, "math500", "test/precalculus/807.json").text
+    split = re.sub(r"\\([a-zA-Z]{2,})", lambda x: "\\ " + " ".join(x.group(1)), tex)
+    assert split != tex and m.find(f"{HOST}\n{split}\n{HOST}")[0].item_id == "test/precalculus/807.json"
+    off = Matcher(NGramIndex.build(small_sets, DecontamConfig(normalize=(), reworded=False)))
+    assert off.find(f"{HOST}\n{no_gaps}\n{HOST}") == []
+    digits_apart = q.replace("77", "7 7")  # the only spaced run: the CJK rule joins it
+    assert m.find(digits_apart)[0].item_id == "L2"
+    assert "77" in decontam_tokens(digits_apart) and "77" not in decontam_tokens(digits_apart, ("spaced", "tex"))
+
+
+def test_short_items_with_solution_alone_on_a_line_and_not_inside_prose(small_sets, index):
+    m = Matcher(index)
+    uid = "test/prealgebra/572.json"  # Write $\frac{3}{20}$ as a decimal.
+    q, sol = _part(small_sets, "math500", uid).text, _part(small_sets, "math500", uid, "solution").text
+    assert len(math_tokens(q)) < 8
+    with_solution = m.find(f"{HOST}\n\n{q} {sol}\n\n{HOST}")
+    assert with_solution and with_solution[0].item_id == uid
+    line = m.find(f"{HOST}\n3. {q}\n{HOST}")
+    assert line and (line[0].item_id, line[0].rule) == (uid, "short_line")
+    assert m.find(f"{HOST} In class we were asked to {q} {HOST}") == []  # inside prose, without its answer
+    pair = m.find(f"{HOST} Exercise: {q} Answer: $0.15$. {HOST}")
+    assert pair and (pair[0].item_id, pair[0].rule) == (uid, "qa_pair")
+    assert m.find(f"{HOST} Exercise: {q} Answer: $0.25$. {HOST}") == []  # another answer
+    strict = Matcher(NGramIndex.build(small_sets, DecontamConfig(qa_pairs=False, min_line_tokens=8)))
+    assert strict.find(f"{HOST}\n3. {q}\n{HOST}") == []
+
+
+def test_reworded_item_is_found_with_its_evidence_and_the_tier_can_be_turned_off(small_sets, index, evalsets_root):
+    # GSM8K test L1, reworded by hand: synonyms, clause order, number words <-> digits
+    reworded = ("Every day Janet's ducks produce sixteen eggs. Each morning 3 of them are eaten by her at "
+                "breakfast, and 4 go into the muffins she bakes for her pals daily. The rest she sells at the "
+                "farmers' market, at $2 for each fresh duck egg. What does she earn in dollars each day there?")
+    m = Matcher(index)
+    found = m.find(f"{HOST}\n{reworded}\n{HOST}")
+    assert found and (found[0].evalset, found[0].item_id, found[0].rule) == ("gsm8k", "L1", "reworded")
+    assert set(found[0].numbers) == {"16", "3", "4", "2"} and found[0].lcs_ratio >= index.config.reword_similarity
+    ev = m.evidence(f"{HOST}\n{reworded}\n{HOST}", found)
+    assert ev["numbers_matched"] and "Janet" in ev["item_text"] and "sixteen" in ev["snippet"]
+    a, b = ev["highlights"][0]
+    assert ev["snippet"][a:b] in {"sixteen", "3", "4", "$2"}
+    off = Matcher(NGramIndex.build(small_sets, DecontamConfig(reworded=False)))
+    assert off.find(f"{HOST}\n{reworded}\n{HOST}") == []
+    # distinct problems of the same style (GSM8K train, with their solutions) are not removed by this tier (the
+    # 13-gram + LCS rule does remove one: "Bella bought stamps ..." is test L633's template with other numbers)
+    train = [json.loads(x) for x in (Path(evalsets_root) / "gsm8k/train.jsonl").read_text().splitlines()[:150]]
+    hits = {r["question"][:20]: m.find(r["question"] + "\n" + r["answer"]) for r in train}
+    assert {k: v[0].rule for k, v in hits.items() if v} == {"Bella bought stamps ": "ngram_lcs"}
+
+
+def test_report_lists_rules_shares_and_near_misses(tmp_path, small_sets, index):
+    q = _part(small_sets, "gsm8k", "L1").text
+    near_doc = f"{HOST}\n{' '.join(q.split()[:16])}\n{HOST}"  # a 13-gram hit the LCS rule rejects
+    rows = [{"id": "near", "text": near_doc}, {"id": "clean", "text": HOST},
+            {"id": "short", "text": f"{HOST}\n{_part(small_sets, 'math500', 'test/prealgebra/572.json').text}\n"}]
+    src = tmp_path / "d.jsonl"
+    src.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    r = decontaminate_files([str(src)], small_sets, index, str(tmp_path / "o"))
+    assert r["totals"]["removed"] == 1 and r["totals"]["by_rule"] == {"short_line": 1}
+    share = r["totals"]["by_evalset"]["math500"]
+    assert share["items_found"] == 1 and share["share_found"] == round(1 / share["items"], 6)
+    assert [(x["doc_id"], x["tier"], x["item_id"]) for x in r["near_misses"]][:1] == [("near", "ngram_lcs", "L1")]
+    assert 0 < r["near_misses"][0]["score"] < 0.6
+    md = (tmp_path / "o" / "report.md").read_text()
+    assert "## Near misses" in md and "short_line" in md and "eval item: Write" in md
+
+
+def test_report_stays_readable_with_many_removals():
+    from decontam.report import SHOWN, build_report, render_html, render_markdown
+
+    removals = [{"doc_id": f"d{k:06d}", "source": "web", "url": None, "input": "x", "evalset": "gsm8k",
+                 "item_id": f"L{k % 50}", "part": "question", "rule": "ngram_lcs", "matched_ngram": "a b",
+                 "lcs": 20, "lcs_ratio": 0.6 + (k % 40) / 100, "item_tokens": 20, "window_tokens": 22,
+                 "snippet": "text", "highlights": [[0, 2]], "item_text": "item",
+                 "matches": [{"evalset": "gsm8k", "item_id": f"L{k % 50}"}]}
+                for k in range(SHOWN * 5)]
+    report = build_report(config=DecontamConfig(), evalsets=[{"name": "gsm8k", "items": 1319, "path": "p",
+                                                               "sha256": "0"}],
+                          inputs=[], documents_by_source={"web": SHOWN * 10}, removals=removals)
+    assert len(report["removals"]) == SHOWN * 5 and report["totals"]["by_evalset"]["gsm8k"]["items_found"] == 50
+    md = render_markdown(report)
+    assert md.count("\n### d") == SHOWN and f"{SHOWN * 5} removals; the first {SHOWN} shown" in md
+    assert md.index("## Eval sets") < md.index("## Removals")  # summary first
+    first = md.index("### d")
+    assert "ratio 0.6 " in md[first : first + 600]  # weakest evidence first
+    assert render_html(report).count("<div class=snip>text</div>") <= SHOWN

@@ -1,0 +1,181 @@
+"""The reworded-item tier: numeric-fingerprint retrieval, confirmed by content-word containment.
+
+A reworded copy keeps the problem's numbers (maybe as words: "three", "a dozen", "两") and its answer, and
+changes the words around them. So each eval question with at least ``reword_min_numbers`` distinct numbers
+(0 and 1 are too common to count) is indexed under its rarest numbers; a document retrieves the questions
+whose numbers all occur in it (one may be missing when a question has four or more), within ``reword_span``
+x the question's length; the question's content words are then looked up in that span of the document
+(containment = share of the question's stemmed content words found, each word weighted by its inverse
+document frequency over the eval questions, so "find" and "value" weigh little). No model, no network.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from bisect import bisect_left
+from collections import Counter, defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from decontam.config import DecontamConfig
+from decontam.evalsets import ItemPart
+from decontam.numbers import canonical, content_words, numbers
+
+IGNORED_VALUES = frozenset({"0", "1"})
+COMMON_VALUES = frozenset({"2", "3", "4", "5", "6", "7", "8", "9", "10", "12", "0.5"})  # need a third number
+RULE_REWORDED = "reworded"
+_BOXED = re.compile(r"\\boxed\{((?:[^{}]|\{[^{}]*\})*)\}")
+
+
+def final_answer(parts: Iterable[ItemPart]) -> str | None:
+    """The item's final answer value: GSM8K's ``#### x``, the last ``\\boxed{}``, or a short answer field."""
+    for p in parts:
+        if p.part == "question":
+            continue
+        text = p.text
+        if "####" in text:
+            text = text.rsplit("####", 1)[1]
+        elif "\\boxed" in text:
+            boxed = _BOXED.findall(text)
+            if not boxed:
+                continue
+            text = boxed[-1]
+        elif len(text) > 40:
+            continue
+        values = [v for v, _ in numbers(text)]
+        if len(values) == 1:
+            return values[0]
+    return None
+
+
+@dataclass(frozen=True)
+class RewordItem:
+    part_index: int  # the question's index in NGramIndex.parts
+    values: tuple[str, ...]  # distinct numbers (sorted)
+    answer: str | None
+    words: frozenset[str]
+    length: int  # characters of the question
+
+
+@dataclass(frozen=True)
+class RewordHit:
+    item: int
+    similarity: float
+    numbers: tuple[str, ...]
+    missing: tuple[str, ...]
+    answer: bool
+    span: tuple[int, int]  # character range of the document (despaced text) holding the numbers
+
+
+@dataclass
+class RewordIndex:
+    items: list[RewordItem] = field(default_factory=list)
+    anchors: dict[str, list[int]] = field(default_factory=dict)
+    idf: dict[str, float] = field(default_factory=dict)
+    totals: list[float] = field(default_factory=list)  # each item's summed word weight
+
+    @classmethod
+    def build(cls, questions: list[tuple[int, ItemPart, str | None]], config: DecontamConfig) -> RewordIndex:
+        """``questions``: (part index, question part, final answer) of every eval item."""
+        items: list[RewordItem] = []
+        for idx, part, answer in questions:
+            values = tuple(sorted({v for v, _ in numbers(part.text)} - IGNORED_VALUES))
+            words = frozenset(content_words(part.text))
+            specific = len(values) >= 3 or any(v not in COMMON_VALUES for v in values)
+            if len(values) >= config.reword_min_numbers and specific and len(words) >= 3:
+                items.append(RewordItem(idx, values, answer, words, len(part.text)))
+        df = Counter(w for it in items for w in it.words)
+        idf = {w: math.log((1 + len(items)) / (1 + n)) + 1.0 for w, n in df.items()}
+        freq = Counter(v for it in items for v in it.values)
+        anchors: dict[str, list[int]] = defaultdict(list)
+        for k, it in enumerate(items):
+            rarest = sorted(it.values, key=lambda v: (freq[v], v))
+            for v in rarest[: 1 + _allowed_missing(it)]:
+                anchors[v].append(k)
+        return cls(items, dict(anchors), idf, [sum(idf[w] for w in it.words) for it in items])
+
+    def weight(self, words: Iterable[str]) -> float:
+        return sum(self.idf.get(w, 1.0) for w in words)
+
+    def search(self, text: str, config: DecontamConfig, floor: float) -> list[RewordHit]:
+        """Candidates with all (but the allowed) numbers in span and containment >= ``floor``, best first."""
+        positions: dict[str, list[int]] = defaultdict(list)
+        for v, pos in numbers(text):
+            positions[v].append(pos)
+        if not positions:
+            return []
+        cands: set[int] = set()
+        for v in positions:
+            cands.update(self.anchors.get(v, ()))
+        hits: list[RewordHit] = []
+        cache: dict[tuple[int, int], set[str]] = {}
+        doc_words: set[str] | None = None
+        for k in sorted(cands):
+            it = self.items[k]
+            found = [v for v in it.values if v in positions]
+            if len(found) < len(it.values) - _allowed_missing(it) or len(found) < config.reword_min_numbers:
+                continue
+            if doc_words is None:
+                doc_words = content_words(text)
+            shared = it.words & doc_words
+            if len(shared) < 0.5 * floor * len(it.words):
+                continue
+            total = self.totals[k]
+            if self.weight(shared) < floor * total:  # not even in the whole document
+                continue
+            span = _near_span(positions, found, config.reword_span * it.length)
+            if span is None:
+                continue
+            slack = it.length // 2
+            lo, hi = max(0, span[0] - slack), min(len(text), span[1] + slack)
+            if (lo, hi) not in cache:
+                cache[(lo, hi)] = content_words(text[lo:hi])
+            sim = self.weight(it.words & cache[(lo, hi)]) / total
+            if sim < floor:
+                continue
+            answer = False
+            if it.answer is not None:
+                a_hi = min(len(text), span[1] + 2 * it.length)
+                answer = it.answer in {v for v, _ in numbers(text[lo:a_hi])}
+            hits.append(RewordHit(k, sim, tuple(found), tuple(v for v in it.values if v not in positions), answer,
+                                  (lo, hi)))
+        hits.sort(key=lambda h: (-h.similarity, h.item))
+        return hits
+
+    def accepts(self, hit: RewordHit, config: DecontamConfig) -> bool:
+        need = config.reword_similarity_answer if hit.answer else config.reword_similarity
+        return hit.similarity >= need
+
+    def summary(self) -> dict[str, Any]:
+        return {"reworded_items": len(self.items), "reworded_anchor_values": len(self.anchors)}
+
+
+def _allowed_missing(item: RewordItem) -> int:
+    return 1 if len(item.values) >= 4 else 0
+
+
+def _near_span(positions: dict[str, list[int]], found: list[str], limit: float) -> tuple[int, int] | None:
+    """The tightest character range (<= ``limit``) holding one occurrence of every value in ``found``, searched
+    around each occurrence of the rarest one (nearest occurrence of every other value, by bisection)."""
+    rare = min(found, key=lambda v: len(positions[v]))
+    best: tuple[int, int] | None = None
+    for p in positions[rare][:64]:
+        lo = hi = p
+        for v in found:
+            if v == rare:
+                continue
+            lst = positions[v]
+            j = bisect_left(lst, p)
+            q = min((lst[k] for k in (j - 1, j) if 0 <= k < len(lst)), key=lambda x: abs(x - p))
+            lo, hi = min(lo, q), max(hi, q)
+            if hi - lo > limit:
+                break
+        else:
+            if best is None or hi - lo < best[1] - best[0]:
+                best = (lo, hi)
+    return None if best is None else (best[0], best[1] + 12)  # + the last number's own characters
+
+
+__all__ = ["RULE_REWORDED", "RewordHit", "RewordIndex", "RewordItem", "canonical", "final_answer"]
