@@ -1,4 +1,5 @@
-"""``mathcorpus decontam INPUT...``: remove eval-set contamination (13-gram + LCS) and write the audit report."""
+"""``mathcorpus decontam INPUT...``: remove eval-set contamination (13-gram + LCS, short items, reworded items) and
+write the audit report."""
 
 from __future__ import annotations
 
@@ -36,6 +37,20 @@ def decontam(
     short_exact_answers: bool = typer.Option(_C.short_exact_answers, "--short-exact-answers",
                                              help="Also exact-match short answer parts (off: short final answers "
                                              "are too common to be evidence)."),
+    normalize: str = typer.Option(",".join(_C.normalize), "--normalize", help="Spacing rules applied before "
+                                  "tokenizing (spaced,cjk,tex,decimal; empty for none): spaced-out PDF/OCR text."),
+    qa_pairs: bool = typer.Option(_C.qa_pairs, "--qa-pairs/--no-qa-pairs", help="Check a short question joined "
+                                  "with each of its answers as one item."),
+    min_line_tokens: int = typer.Option(_C.min_line_tokens, "--min-line-tokens", min=1,
+                                        help="Shortest question matched "
+                                        "as a whole line/paragraph or followed by its answer."),
+    reworded: bool = typer.Option(_C.reworded, "--reworded/--no-reworded", help="The reworded-item tier (numeric "
+                                  "fingerprint + content-word containment); on by default."),
+    reword_similarity: float = typer.Option(_C.reword_similarity, "--reword-similarity", min=0, max=1,
+                                            help="Content-word containment a reworded candidate needs."),
+    reword_similarity_answer: float = typer.Option(_C.reword_similarity_answer, "--reword-similarity-answer",
+                                                   min=0, max=1,
+                                                   help="The same when the item's final answer is found too."),
     allow_hub: bool = typer.Option(False, "--allow-hub", help="Download a set from the hub when its local "
                                    "file is missing (needs network and `datasets`)."),
 ) -> None:
@@ -47,7 +62,10 @@ def decontam(
 
     try:
         config = DecontamConfig(ngram=ngram, lcs_ratio=lcs_ratio, min_lcs=min_lcs, window_slack=window_slack,
-                                min_short_tokens=min_short_tokens, short_exact_answers=short_exact_answers)
+                                min_short_tokens=min_short_tokens, short_exact_answers=short_exact_answers,
+                                normalize=tuple(r.strip() for r in normalize.split(",") if r.strip()),
+                                qa_pairs=qa_pairs, min_line_tokens=min_line_tokens, reworded=reworded,
+                                reword_similarity=reword_similarity, reword_similarity_answer=reword_similarity_answer)
     except ValueError as e:
         raise typer.BadParameter(str(e)) from e
     cols = [c.strip() for c in columns.split(",") if c.strip()] if columns else None
