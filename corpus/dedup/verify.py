@@ -155,6 +155,8 @@ def is_duplicate(sh_a: np.ndarray, sh_b: np.ndarray, tok_a: np.ndarray, tok_b: n
        tolerates edits in proportion; and at most ``symbols_allowed`` math symbols replaced by other symbols
        (``x+5=12`` vs ``x+5=13``: none in a short problem). ``edit_rate < 0`` skips step 2.
     """
+    if len(tok_a) == len(tok_b) and len(tok_a) and np.array_equal(tok_a, tok_b):
+        return True, 1.0  # the same token sequence (exact or reformatted copies): nothing to align
     sim = similarity(sh_a, sh_b, cfg.metric)
     if sim < cfg.verify_threshold:
         return False, sim
