@@ -46,6 +46,26 @@ def test_cli_writes_kept_removed_and_reports(tmp_path, docs, shared_data):
     assert len(read_shards(str(out / "removed"))) == 2 and len(read_shards(str(out / "kept"))) == 12
 
 
+def test_cli_reworded_tier_is_on_by_default_and_has_an_off_flag(tmp_path, repo):
+    """A reworded demo item (same numbers, other words and order) is removed by default, kept with --no-reworded."""
+    doc = ("Saturday's tally at the bakery: forty-eight items went out the door and the till held $121. "
+           "Cookies were priced at $2 apiece, muffins at $3 apiece. Work out the count of muffins sold.")
+    src = tmp_path / "r.jsonl"
+    src.write_text(json.dumps({"id": "r1", "text": doc}) + "\n")
+    outs = {}
+    for flag in ([], ["--no-reworded"]):
+        out = tmp_path / ("off" if flag else "on")
+        proc = subprocess.run([*MATHCORPUS, "decontam", str(src), "--evalsets", "demo", "-o", str(out), *flag],
+                              capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stderr
+        outs[bool(flag)] = json.loads((out / "report.json").read_text())
+    on, off = outs[False], outs[True]
+    assert on["config"]["reworded"] is True and off["config"]["reworded"] is False
+    assert [(r["item_id"], r["rule"], sorted(r["numbers_matched"])) for r in on["removals"]] == [
+        ("demo-001", "reworded", ["121", "2", "3", "48"])]
+    assert off["totals"]["removed"] == 0
+
+
 def test_cli_errors_are_one_line(tmp_path, docs):
     proc = subprocess.run([*MATHCORPUS, "decontam", str(docs), "--evalsets", "gsm9k", "-o", str(tmp_path / "o")],
                           capture_output=True, text=True)
