@@ -197,6 +197,12 @@ def test_output_that_is_a_file_or_another_commands_folder_is_refused(tmp_path, s
     m = manifest(tmp_path, seeds)
     (tmp_path / "afile").write_text("x")
     assert "afile: is an existing file" in one_line_error(cli("run", m, "-o", tmp_path / "afile"))
+    mix = tmp_path / "mix.yaml"
+    mix.write_text(yaml.safe_dump({"input_paths": ["x"], "sources": {"a": {"weight": 1}}}), encoding="utf-8")
+    for command in (["filter", seeds["math"]], ["dedup", seeds["math"]], ["mix", mix], ["classify", "score",
+                    seeds["math"], "-m", tmp_path], ["recall", "--pool", seeds["math"], "-p", seeds["math"], "-n",
+                                                    seeds["general"]]):
+        assert "afile: is an existing file" in one_line_error(cli(*command, "-o", tmp_path / "afile")), command
     (tmp_path / "data").mkdir()
     (tmp_path / "data" / "mine.txt").write_text("precious")
     assert "is not empty and was not written by `mathcorpus run`" in one_line_error(cli("run", m, "-o",

@@ -97,6 +97,9 @@ def dedup(
     except ValueError as e:
         raise typer.BadParameter(str(e).splitlines()[-1] if "\n" in str(e) else str(e)) from None
     out = output.rstrip("/")
+    from pipelines.outputs import claim_output  # a file, or another command's folder, is refused
+
+    claim_output(out, "dedup", adopt=("work", "kept", "removed", "dedup_report.json"))
     fs = fsspec.get_fs_token_paths(out)[0]
     key = hashlib.sha256(json.dumps({"inputs": inputs, "source": source, "settings": settings.model_dump()},
                                     sort_keys=True, default=str).encode()).hexdigest()[:16]
