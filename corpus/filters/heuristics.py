@@ -13,8 +13,10 @@ They follow Gopher (Rae et al. 2021, table A1), C4 and FineWeb, with the changes
 * prose-only statistics (average word length, stop words) are computed on the text with formulas, code
   and TeX stripped, and only when there is enough prose to judge (formula-only pages are not "unnatural");
 * repetition is judged on the prose: duplicate lines/paragraphs compare their words (a derivation repeating
-  ``\\end{aligned}`` is not spam) and n-grams never span a formula; the n-gram rules start at 150 prose units
-  (a short problem repeats its terms by necessity).
+  ``\\end{aligned}`` is not spam) and n-grams never span a formula; code-like lines outside code fences
+  (unfenced code, line-number gutters, number listings, generated API parameter lines) are left out, so a
+  numerical-methods post repeating its code or an API page repeating its signatures is not spam; the n-gram
+  rules start at 150 prose units (a short problem repeats its terms by necessity).
 
 Every threshold can be set to ``None`` to disable that rule. Each check returns a :class:`Verdict` with a
 ``reason`` (``"<filter>.<rule>"``) and the measured value, which the stages record for removed documents.

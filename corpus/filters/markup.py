@@ -55,3 +55,39 @@ def markup_fraction(text: str) -> float:
     if not text:
         return 0.0
     return sum(e - s for s, e in markup_spans(text)) / len(text)
+
+
+# Lines of code, listings and generated API docs that extraction left outside code fences: judged as prose
+# they look repetitive (``for (int i = 0; i < n; i++)``, line-number gutters ``1 2 3 4``, hex dumps, numpydoc
+# ``x : array_like`` parameter lines, ``>>>`` sessions), so the repetition rules leave them out.
+_CODE_START = re.compile(
+    r"\s*(?:>>>|\.\.\.\s|\$ |In ?\[\d*\]:|Out ?\[\d*\]:|#include|#define|import |from [\w.]+ import|def |class \w"
+    r"|return\b|for ?\(|while ?\(|if ?\(|else\b|elif |try:|except\b|public |private |static |const |let |var "
+    r"|function\b|print ?\(|console\.|std::|using |package |module |end\b|\}|\{|@\w)")
+_CODE_END = (";", "{", "}", "):", "{}", "[]", "()", ");", ",")
+_CODE_CHARS = frozenset(";{}()[]=<>\"'`|&*/\\_.:#")
+_NUMERIC = re.compile(r"[-+]?(?:0x[0-9a-fA-F]+|[\d.,:/%]+)")
+_PARAM_LINE = re.compile(r"\s*\*{0,2}[\w.]+\*{0,2} ?: ?[\w\[\]{},.| ]{1,80}$")  # numpydoc "x : array_like"
+
+
+def is_code_line(line: str) -> bool:
+    """A line of code, a number listing (gutter, table row, hex dump) or a generated API parameter line."""
+    s = line.strip()
+    if not s:
+        return False
+    if _CODE_START.match(s) or s.endswith(_CODE_END) and any(c in s for c in "(){};="):
+        return True
+    tokens = s.split()
+    if len(tokens) >= 3 and sum(1 for t in tokens if _NUMERIC.fullmatch(t)) >= 0.6 * len(tokens):
+        return True
+    if s.isdigit():
+        return True
+    if _PARAM_LINE.match(s) and " : " in s:
+        return True
+    dense = sum(1 for c in s if c in _CODE_CHARS)
+    return len(s) >= 8 and dense >= 0.15 * len(s.replace(" ", ""))
+
+
+def strip_code_lines(text: str) -> str:
+    """``text`` without its code-like lines (:func:`is_code_line`)."""
+    return "\n".join(line for line in text.split("\n") if not is_code_line(line))

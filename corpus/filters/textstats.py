@@ -6,7 +6,7 @@ import re
 import unicodedata
 from functools import cached_property
 
-from corpus.filters.markup import HAN_RE, LATIN_WORD_RE, MARKUP_RE, strip_markup
+from corpus.filters.markup import HAN_RE, LATIN_WORD_RE, MARKUP_RE, strip_code_lines, strip_markup
 from corpus.normalize import math_tokens
 
 _PARA_RE = re.compile(r"\n\s*\n")
@@ -67,13 +67,25 @@ class TextStats:
         return strip_markup(self.text)
 
     @cached_property
+    def repetition_text(self) -> str:
+        """The text the repetition rules judge: without code-like lines outside code fences (unfenced code,
+        line-number gutters, number listings, generated API parameter lines: :func:`is_code_line`)."""
+        return strip_code_lines(self.text)
+
+    @cached_property
+    def repetition_prose(self) -> str:
+        return self.prose if self.repetition_text == self.text else strip_markup(self.repetition_text)
+
+    @cached_property
     def prose_lines(self) -> list[str]:
         """Lines of the prose reduced to their words (a multi-line formula or code block disappears)."""
-        return [s for s in (_NON_CONTENT_RE.sub(" ", line).strip() for line in self.prose.splitlines()) if s]
+        return [s for s in (_NON_CONTENT_RE.sub(" ", line).strip() for line in self.repetition_prose.splitlines())
+                if s]
 
     @cached_property
     def prose_paragraphs(self) -> list[str]:
-        return [s for s in (_NON_CONTENT_RE.sub(" ", p).strip() for p in _PARA_RE.split(self.prose)) if s]
+        return [s for s in (_NON_CONTENT_RE.sub(" ", p).strip() for p in _PARA_RE.split(self.repetition_prose))
+                if s]
 
     @cached_property
     def n_words(self) -> int:
@@ -86,7 +98,7 @@ class TextStats:
         the units of the n-gram repetition rules. An n-gram never spans a formula, so derivations repeating
         ``= \\frac{1}{2}`` and phrases around different formulas are not "repetitive"."""
         segments = []
-        for part in MARKUP_RE.split(self.text):
+        for part in MARKUP_RE.split(self.repetition_text):
             if part:
                 units = [t for t in math_tokens(strip_markup(part)) if t[0].isalnum()]
                 if units:
