@@ -24,7 +24,7 @@ from classifiers.data import MATH, OTHER, Example
 from classifiers.metrics import evaluation_report, metrics_at
 from classifiers.model import MathClassifier, TrainParams, read_card, train_model
 from corpus.extract.html import decode_with_evidence, domain_of
-from corpus.extract.prefilter import FirstPassSettings, Signals, first_pass_signals, model_text
+from corpus.extract.prefilter import FirstPassSettings, Signals, fast_view, first_pass_signals, model_text
 from corpus.io import write_json
 
 TARGET_RECALL = 0.995
@@ -62,64 +62,83 @@ def site_part(site: str, seed: int = 0) -> str:
 
 
 def page_signals(path: str, max_chars: int = 20_000) -> tuple[Signals, str]:
-    """The first pass's signals for one HTML file and the text its model scores."""
+    """The first pass's signals for one HTML file and the text its model reads (computed for pages without a
+    math cue too, which the first pass never scores: the model learns from them all the same)."""
     raw = Path(path).read_bytes()
     html, _ = decode_with_evidence(raw)
     sig, text = first_pass_signals(raw, html, None, max_chars)
+    if not sig.cue:
+        text = fast_view(html, max_chars)
     return sig, model_text(sig, text)
 
 
-def examples(pages: Sequence[Page]) -> tuple[list[Example], list[int]]:
-    """Training examples and each page's formula-markup count."""
-    out, markup = [], []
+@dataclass
+class Evidence:
+    """Per page, what the whole first-pass rule looks at besides the score."""
+
+    formulas: list[int] = field(default_factory=list)
+    cue: list[bool] = field(default_factory=list)
+
+
+def examples(pages: Sequence[Page]) -> tuple[list[Example], Evidence]:
+    """Training examples and each page's formula-markup count and math cue."""
+    out, ev = [], Evidence()
     for p in pages:
         sig, text = page_signals(p.path)
         out.append(Example(text, p.label, p.path))
-        markup.append(sig.formulas)
-    return out, markup
+        ev.formulas.append(sig.formulas)
+        ev.cue.append(sig.cue)
+    return out, ev
 
 
-def rule_threshold(scores: Sequence[float], markup: Sequence[int], labels: Sequence[bool], min_markup: int,
+def rule_decisions(scores: Sequence[float], ev: Evidence, threshold: float, min_markup: int) -> list[bool]:
+    """The whole first-pass rule: a math cue and (score >= threshold or markup >= min_markup)."""
+    return [c and (s >= threshold or m >= min_markup) for s, m, c in zip(scores, ev.formulas, ev.cue, strict=True)]
+
+
+def rule_threshold(scores: Sequence[float], ev: Evidence, labels: Sequence[bool], min_markup: int,
                    target_recall: float) -> float:
     """The highest score threshold at which the whole rule keeps ``target_recall`` of the math pages: only the
-    math pages that the markup rule misses need the model."""
-    math_scores = sorted(s for s, m, lab in zip(scores, markup, labels, strict=True) if lab)
-    need = [s for s, m, lab in zip(scores, markup, labels, strict=True) if lab and m < min_markup]
-    if not math_scores:
+    math pages with a cue that the markup rule misses need the model."""
+    n_math = sum(labels)
+    if not n_math:
         return 0.5
-    allowed = int(len(math_scores) * (1 - target_recall) + 1e-9)  # math pages the rule may miss
-    need.sort()
+    lost = sum(1 for c, lab in zip(ev.cue, labels, strict=True) if lab and not c)  # no threshold brings them
+    allowed = int(n_math * (1 - target_recall) + 1e-9) - lost
+    need = sorted(s for s, m, c, lab in zip(scores, ev.formulas, ev.cue, labels, strict=True)
+                  if lab and c and m < min_markup)
+    if allowed < 0:
+        return need[0] if need else 0.5  # the target is out of reach: keep every page the model can
     return float(need[allowed]) if allowed < len(need) else 1.0
 
 
-def rule_metrics(scores: Sequence[float], markup: Sequence[int], labels: Sequence[bool], threshold: float,
+def rule_metrics(scores: Sequence[float], ev: Evidence, labels: Sequence[bool], threshold: float,
                  min_markup: int) -> dict[str, Any]:
-    """Metrics of the first pass's whole rule (score >= threshold or markup >= min_markup)."""
-    decided = [1.0 if s >= threshold or m >= min_markup else 0.0 for s, m in zip(scores, markup, strict=True)]
+    decided = [1.0 if d else 0.0 for d in rule_decisions(scores, ev, threshold, min_markup)]
     return metrics_at(decided, labels, 0.5).to_dict()
 
 
 def train_first_pass(output_dir: str, roots: Sequence[str], params: TrainParams | None = None, *,
                      target_recall: float = TARGET_RECALL, seed: int = 0) -> dict[str, Any]:
     """Train on the train sites, threshold on the validation sites, report on the test sites; returns the card
-    (``first_pass`` holds the split and the test metrics)."""
+    (``first_pass`` holds the split and the test metrics of the model alone and of the whole rule)."""
     params = replace(params or FIRST_PASS_PARAMS, target_recall=target_recall, seed=seed)
     pages = load_pages(roots)
     parts: dict[str, list[Page]] = {"train": [], "valid": [], "test": []}
     for p in pages:
         parts[site_part(p.site, seed)].append(p)
-    ex, markup = {}, {}
+    ex, evidence = {}, {}
     for k, v in parts.items():
-        ex[k], markup[k] = examples(v)
+        ex[k], evidence[k] = examples(v)
     card = train_model(output_dir, ex["train"], ex["valid"], params)
     clf = MathClassifier(output_dir)
     rule = FirstPassSettings().min_markup
     v_scores = clf.score([e.text for e in ex["valid"]]).tolist()
     v_y = [e.label == MATH for e in ex["valid"]]
-    card["threshold"] = math.floor(rule_threshold(v_scores, markup["valid"], v_y, rule, target_recall) * 1e6) / 1e6
+    card["threshold"] = math.floor(rule_threshold(v_scores, evidence["valid"], v_y, rule, target_recall) * 1e6) / 1e6
     card["threshold_rule"] = (f"highest threshold with validation-site recall >= {target_recall} for the whole "
-                              f"first-pass rule (score >= threshold or formula markup >= {rule})")
-    card["validation_rule"] = rule_metrics(v_scores, markup["valid"], v_y, card["threshold"], rule)
+                              f"first-pass rule (a math cue and: score >= threshold or formula markup >= {rule})")
+    card["validation_rule"] = rule_metrics(v_scores, evidence["valid"], v_y, card["threshold"], rule)
     scores = clf.score([e.text for e in ex["test"]]).tolist()
     y = [e.label == MATH for e in ex["test"]]
     card["first_pass"] = {
@@ -131,9 +150,13 @@ def train_first_pass(output_dir: str, roots: Sequence[str], params: TrainParams 
         "target_recall": target_recall,
         "test": evaluation_report(scores, y, card["threshold"]),
         "test_at_threshold": metrics_at(scores, y, card["threshold"]).to_dict(),
-        "test_rule": {"min_markup": rule, **rule_metrics(scores, markup["test"], y, card["threshold"], rule)},
-        "test_misses": [e.key for e, s, m, lab in zip(ex["test"], scores, markup["test"], y, strict=True)
-                        if lab and s < card["threshold"] and m < rule],
+        "test_rule": {"min_markup": rule, **rule_metrics(scores, evidence["test"], y, card["threshold"], rule)},
+        "test_misses": [e.key for e, d, lab in zip(ex["test"], rule_decisions(scores, evidence["test"],
+                                                                               card["threshold"], rule), y,
+                                                   strict=True) if lab and not d],
+        "test_no_cue": {"math": sum(1 for c, lab in zip(evidence["test"].cue, y, strict=True) if lab and not c),
+                        "other": sum(1 for c, lab in zip(evidence["test"].cue, y, strict=True)
+                                     if not lab and not c)},
     }
     write_json(card, str(Path(output_dir) / "model.json"))
     return card

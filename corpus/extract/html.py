@@ -71,13 +71,16 @@ class Page:
 # ---- decoding --------------------------------------------------------------------------------------------
 
 
+_CONTROL_BYTES = bytes(b for b in range(32) if b < 9 or b > 13)
+
+
 def looks_binary(data: bytes) -> bool:
     head = data[:8192]
     if b"\x00" in head:
         return not (head.startswith((b"\xff\xfe", b"\xfe\xff")))  # UTF-16 with BOM is text
     if not head:
         return False
-    ctrl = sum(1 for b in head if b < 9 or 13 < b < 32)
+    ctrl = len(head) - len(head.translate(None, _CONTROL_BYTES))
     return ctrl / len(head) > 0.05
 
 

@@ -22,20 +22,25 @@ from typing import Any
 Scorer = Callable[[str], float]
 
 # formula markup in raw bytes (lower-cased), counted with bytes.count (a C loop): each literal is a formula or a
-# formula engine's own container; KaTeX/MathJax class names need a regex, run only when the word is in the page
-COUNTED: dict[str, tuple[bytes, ...]] = {
+# formula engine's own container. Literals holding "math" or "tex" are counted in the bytes around those words
+# only (``_around``: most pages hold few of them), the others in the whole page.
+AROUND_MATH: dict[str, tuple[bytes, ...]] = {
     "mathml": (b"<math", b"<m:math"),
     "tex_script": (b"math/tex",),
-    "tex_delims": (b"\\(", b"\\[", b"$$", b"\\begin{"),
-    "latex_img": (b"codecogs", b"latex.php", b"mimetex", b"mwe-math-fallback", b"alt=\"\\", b"alt='\\",
-                  b"_images/math/", b"class=\"math\"", b"class=\"math-", b"class=\"arithmatex"),
+    "latex_img": (b"mwe-math-fallback", b"_images/math/", b"class=\"math\"", b"class=\"math-"),
     "d_math": (b"<d-math", b"<dt-math"),
+}
+AROUND_TEX: dict[str, tuple[bytes, ...]] = {"latex_img": (b"latex.php", b"mimetex", b"arithmatex")}
+WHOLE: dict[str, tuple[bytes, ...]] = {
+    "tex_delims": (b"\\(", b"\\[", b"$$", b"\\begin{"),
+    "latex_img": (b"codecogs", b"alt=\"\\", b"alt='\\"),
     "mjx": (b"<mjx-container",),
 }
 CLASSED: dict[str, re.Pattern] = {
     "katex": re.compile(rb"class=[\"'](?:[^\"'>]{0,80}\s)?katex[\s\"']"),
     "mathjax": re.compile(rb"class=[\"'](?:[^\"'>]{0,80}\s)?mathjax(?:_preview|_display|_svg|_chtml)?[\s\"']"),
 }
+HTML_LANG = re.compile(rb"<html[^>]{0,300}?\slang=[\"']?([a-z]{2,3})")
 ENGINES = (b"mathjax", b"katex", b"mathml", b"asciimath")
 
 
@@ -59,6 +64,7 @@ class Signals:
     lang_score: float = 0.0
     text_chars: int = 0
     score: float = 0.0
+    cue: bool = True  # any hint of math in the bytes (else the page is not parsed: no score, lang from <html lang>)
     candidate: bool = False
     reason: str = ""
 
@@ -70,19 +76,32 @@ class Signals:
         return {k: v for k, v in asdict(self).items() if v not in ({}, "")}
 
 
+def _around(low: bytes, word: bytes, before: int = 16, after: int = 24) -> bytes:
+    """The bytes around every occurrence of ``word``, joined (a small index for the literals holding it)."""
+    parts, i, n = [], low.find(word), len(word)
+    while i >= 0:
+        parts.append(low[max(0, i - before):i + n + after])
+        i = low.find(word, i + n + after)
+    return b"|".join(parts)
+
+
 def markup_counts(low: bytes) -> dict[str, int]:
     """How many formula-markup items of each kind the raw page (lower-cased bytes) holds (the non-zero ones)."""
-    out = {}
-    for name, literals in COUNTED.items():
-        n = sum(low.count(lit) for lit in literals)
-        if n:
-            out[name] = n
+    out: Counter[str] = Counter()
+    for text, table in ((_around(low, b"math"), AROUND_MATH), (_around(low, b"tex"), AROUND_TEX), (low, WHOLE)):
+        if text:
+            for name, literals in table.items():
+                out[name] += sum(text.count(lit) for lit in literals)
     for name, rx in CLASSED.items():
         if name.encode() in low:
-            n = len(rx.findall(low))
-            if n:
-                out[name] = n
-    return out
+            out[name] += len(rx.findall(low))
+    return {k: v for k, v in out.items() if v}
+
+
+def math_cue(low: bytes, formulas: int) -> bool:
+    """Whether the raw page gives any hint of math: formula markup, or the word "math" other than JavaScript's
+    ``Math.`` object (mathematics, mathjax, math class names, URLs). Pages without one are not parsed."""
+    return formulas > 0 or low.count(b"math") > low.count(b"math.")
 
 
 def fast_view(html: str, max_chars: int = 20_000) -> str:
@@ -102,13 +121,20 @@ def model_text(signals: Signals, text: str) -> str:
     return f"{marks} {text}".strip()
 
 
-def first_pass_signals(raw: bytes, html: str, scorer: Scorer | None, max_chars: int = 20_000) -> tuple[Signals, str]:
-    """``(signals, fast view)`` of one page: ``raw`` its bytes, ``html`` the same page decoded."""
+def first_pass_signals(raw: bytes, html: str | Callable[[], str], scorer: Scorer | None,
+                       max_chars: int = 20_000) -> tuple[Signals, str]:
+    """``(signals, fast view)`` of one page: ``raw`` its bytes, ``html`` the same page decoded (or a function
+    that decodes it: a page without any math cue is neither decoded nor parsed, and gets no score)."""
     from resiliparse.parse.lang import detect_fast
 
     low = raw.lower()
     sig = Signals(markup=markup_counts(low), engine=any(e in low for e in ENGINES))
-    text = fast_view(html, max_chars)
+    sig.cue = math_cue(low, sig.formulas)
+    if not sig.cue:
+        m = HTML_LANG.search(low, 0, 20_000)
+        sig.lang = m.group(1).decode() if m else ""
+        return sig, ""
+    text = fast_view(html if isinstance(html, str) else html(), max_chars)
     sig.text_chars = len(text)
     if text.strip():
         sig.lang, score = detect_fast(text[:4000])
@@ -119,15 +145,16 @@ def first_pass_signals(raw: bytes, html: str, scorer: Scorer | None, max_chars: 
 
 
 def decide(sig: Signals, domain: str | None, threshold: float, settings: FirstPassSettings) -> Signals:
-    """Candidate or not, with the reason (``score``, ``markup``, ``domain``; ``below_threshold`` when not)."""
-    if sig.score >= threshold:
+    """Candidate or not, with the reason (``score``, ``markup``, ``domain``; ``no_math_cue`` or
+    ``below_threshold`` when not)."""
+    if sig.cue and sig.score >= threshold:
         sig.candidate, sig.reason = True, "score"
     elif sig.formulas >= settings.min_markup:
         sig.candidate, sig.reason = True, "markup"
     elif domain and domain in settings.domains:
         sig.candidate, sig.reason = True, "domain"
     else:
-        sig.candidate, sig.reason = False, "below_threshold"
+        sig.candidate, sig.reason = False, "below_threshold" if sig.cue else "no_math_cue"
     return sig
 
 

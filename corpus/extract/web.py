@@ -63,13 +63,18 @@ def _page_or_removed(data: bytes | str, ctx: FileContext, doc_id: str, url: str 
     if fp is None:
         return _page_row(data, ctx, doc_id, url=url, header_charset=header_charset, **extra)
     raw = data if isinstance(data, bytes) else data.encode("utf-8", "surrogatepass")
-    html, _ = decode_with_evidence(raw, header_charset)
-    sig, _ = first_pass_signals(raw, html, fp.score, fp.settings.text_chars)
+    limit = int(ctx.options.get("max_page_bytes", DEFAULT_MAX_BYTES))
+    if not raw.strip():
+        raise ExtractError("empty page")
+    if limit and len(raw) > limit:
+        raise ExtractError(f"page too large ({len(raw)} bytes > max_page_bytes {limit})")
+    sig, _ = first_pass_signals(raw, lambda: decode_with_evidence(raw, header_charset)[0], fp.score,
+                                fp.settings.text_chars)
     decide(sig, domain_of(url), fp.threshold, fp.settings)
     if not sig.candidate:
         return {"id": doc_id, "text": "", "url": url, "domain": domain_of(url), "firstpass": sig.to_dict(),
                 "_removed": "firstpass", **extra}
-    return _page_row(html, ctx, doc_id, url=url, firstpass=sig.to_dict(), **extra)
+    return _page_row(raw, ctx, doc_id, url=url, header_charset=header_charset, firstpass=sig.to_dict(), **extra)
 
 
 def read_warc(path: str, ctx: FileContext) -> Iterator[dict | Reject | Skip]:
