@@ -272,3 +272,38 @@ def test_a_filesystem_that_fails_on_listing_is_an_error_never_zero_documents(tmp
     one_line_error(code, err, "failfs://bucket/docs", "cannot list", "AccessDenied")
     # only a folder that does not exist yet means "nothing to read"
     assert shard_files(str(tmp_path / "not-yet"), 0, 1) == []
+
+
+def test_a_reader_failing_part_way_keeps_what_it_read_and_skips_are_counted_apart(shared_data, tmp_path):
+    """The run's reader step: records before a failure are kept, the failure is a reject at its position, the next
+    file is read; skips are counted by reason (``skipped_<reason>``) and listed apart from rejects."""
+    from corpus.formats import FORMATS
+    from corpus.io import Skip
+    from corpus.records import FileContext
+    from pipelines.steps.ingest import InputFile, InputReader
+
+    recs = real_records(shared_data, 6)
+
+    def flaky(path, ctx):
+        for i, r in enumerate(recs[:3], 1):
+            yield {"id": f"{ctx.relpath}#{i}", "text": r["text"], "_line": i}
+        yield Skip(path, 4, "skipped: vendored folder", reason="vendored")
+        if path.endswith("a.bin"):
+            raise OSError("device went away")
+        yield {"id": f"{ctx.relpath}#5", "text": recs[4]["text"], "_line": 5}
+
+    FORMATS["flaky-test"] = flaky
+    try:
+        files = [InputFile(str(tmp_path / n), "flaky-test", FileContext("in", "book", n)) for n in ("a.bin", "b.bin")]
+        reader = InputReader(files, rejects_dir=str(tmp_path / "stage" / "rejects"))
+        docs = list(reader.run())
+    finally:
+        del FORMATS["flaky-test"]
+    assert [d.id for d in docs] == ["a.bin#1", "a.bin#2", "a.bin#3", "b.bin#1", "b.bin#2", "b.bin#3", "b.bin#5"]
+    (reject,) = [json.loads(x) for x in (tmp_path / "stage" / "rejects" / "00000.jsonl").read_text().splitlines()]
+    assert reject["file"].endswith("a.bin") and reject["line"] == 5
+    assert "reading stopped after record 4" in reject["error"] and "device went away" in reject["error"]
+    skipped = (tmp_path / "stage" / "skipped" / "00000.jsonl").read_text().splitlines()
+    stats = reader.stats.stats
+    assert len(skipped) == 2 and stats["skipped_vendored"].total == 2 and stats["rejected"].total == 1
+    assert stats["documents"].total + stats["rejected"].total + stats["skipped_vendored"].total == 10
