@@ -53,6 +53,10 @@ def extract(
         raise MathcorpusError("--rounds: needs --prefilter (rounds expand the first pass's pool)")
     options = {}
     if html_column:
+        from corpus.io import require_columns, resolve_document_inputs
+
+        # the column must be in the records before any work (never every page rejected one by one)
+        require_columns(resolve_document_inputs(inputs), [html_column], "--html-column")
         options["html_column"] = html_column
         fmt = "html-records" if fmt == "auto" else fmt
     quiet_logs(verbose)
