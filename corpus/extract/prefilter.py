@@ -98,10 +98,17 @@ def markup_counts(low: bytes) -> dict[str, int]:
     return {k: v for k, v in out.items() if v}
 
 
+# words of math prose (English and Chinese, lower-cased bytes): word problems carry no markup
+MATH_WORDS = (b"equation", b"theorem", b"formula", b"geometry", b"algebra", b"arithmetic", b"calculus",
+              b"probabilit", b"lemma", b"integral", b"derivative", b"polynomial", *(w.encode() for w in (
+                  "数学", "方程", "定理", "函数")))
+
+
 def math_cue(low: bytes, formulas: int) -> bool:
-    """Whether the raw page gives any hint of math: formula markup, or the word "math" other than JavaScript's
-    ``Math.`` object (mathematics, mathjax, math class names, URLs). Pages without one are not parsed."""
-    return formulas > 0 or low.count(b"math") > low.count(b"math.")
+    """Whether the raw page gives any hint of math: formula markup, the word "math" other than JavaScript's
+    ``Math.`` object (mathematics, mathjax, math class names, URLs) or a word of math prose. Pages without one
+    are neither decoded nor parsed."""
+    return formulas > 0 or low.count(b"math") > low.count(b"math.") or any(w in low for w in MATH_WORDS)
 
 
 def fast_view(html: str, max_chars: int = 20_000) -> str:

@@ -67,7 +67,7 @@ def extract(
         "inputs": [{"name": source, "source": source, "paths": [os.path.abspath(p) for p in inputs],
                     "format": fmt, "options": options}],
         "stages": [{"stage": "extract", "timeout": timeout, "max_page_bytes": max_page_bytes,
-                    "max_tokens": max_tokens, "prefilter": os.path.abspath(prefilter) if prefilter else None,
+                    "max_tokens": max_tokens, "prefilter_dir": os.path.abspath(prefilter) if prefilter else None,
                     "prefilter_threshold": prefilter_threshold}],
     })
     result = run_manifest(manifest, progress=lambda s: typer.echo(s, err=True))

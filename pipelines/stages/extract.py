@@ -3,7 +3,7 @@
 Web pages keep their formulas as LaTeX (``corpus.extract.math``) and their tables/code as Markdown; books
 are split under a token budget; code trees skip vendored, generated and binary files. A page or file that
 fails is a reject (``{stage}/rejects/*.jsonl``: file, record, reason) and a ``rejected_<reason>`` counter in
-the phase stats; it never fails the task. With ``prefilter`` (a first-pass model folder, or ``prefilter_train``
+the phase stats; it never fails the task. With ``prefilter_dir`` (a first-pass model folder, or ``prefilter_train``
 to train one from seed text first) web pages pass a cheap first pass (:mod:`corpus.extract.prefilter`) and only
 the math candidates are extracted; the others go to ``removed/`` with their signals and provenance.
 """
@@ -17,7 +17,8 @@ from pipelines.steps.extract import ExtractReader, with_options
 from pipelines.steps.ingest import plan_inputs
 from pipelines.steps.io import ParquetShardWriter
 
-PREFILTER_KEYS = ("prefilter", "prefilter_threshold", "prefilter_min_markup", "prefilter_domains", "prefilter_train")
+PREFILTER_KEYS = ("prefilter_dir", "prefilter_threshold", "prefilter_min_markup", "prefilter_domains",
+                  "prefilter_train")
 
 
 class PrefilterTrain(BaseModel):
@@ -41,7 +42,7 @@ class ExtractSettings(StageSettings):
     max_page_bytes: int = Field(default=10_000_000, gt=0, description="larger pages are rejected")
     max_tokens: int = Field(default=3500, ge=64, description="token budget of one book part")
     max_code_bytes: int = Field(default=1_000_000, gt=0, description="larger code files are skipped")
-    prefilter: str | None = Field(default=None, description="first-pass model folder: web pages that are not "
+    prefilter_dir: str | None = Field(default=None, description="first-pass model folder: web pages that are not "
                                   "math candidates go to removed/ unextracted, with their signals")
     prefilter_threshold: float | None = Field(default=None, ge=0, le=1, description="default: the model card's")
     prefilter_min_markup: int = Field(default=3, ge=1, description="formula markup items that make a candidate")
@@ -57,7 +58,7 @@ def first_pass(settings: ExtractSettings, ctx: StageContext):
     from classifiers.firstpass import FirstPass
     from corpus.extract.prefilter import FirstPassSettings
 
-    model, threshold = settings.prefilter, settings.prefilter_threshold
+    model, threshold = settings.prefilter_dir, settings.prefilter_threshold
     if settings.prefilter_train is not None:
         from classifiers.model import TrainParams, train_from_files
 
