@@ -251,11 +251,10 @@ def page(title: str, sections: list[str], nav: list[tuple[str, str]]) -> str:
             f'<body><main><h1>{_e(title)}</h1><nav>{links}</nav>{"".join(sections)}</main></body></html>\n')
 
 
-def write_corpus_html(paths: str | Sequence[str], out: str) -> str:
+def write_corpus_html(paths: str | Sequence[str], out: str, title: str | None = None) -> str:
     """``corpus-stats --html OUT``: the corpus part of the report for any shards, as one page."""
-    body = corpus_section(paths)
-    write_text(page(f"Corpus statistics: {paths if isinstance(paths, str) else ', '.join(paths)}", [body],
-                    [("corpus", "corpus")]), out)
+    title = title or (paths if isinstance(paths, str) else ", ".join(paths))
+    write_text(page(f"Corpus statistics: {title}", [corpus_section(paths)], [("corpus", "corpus")]), out)
     return out
 
 

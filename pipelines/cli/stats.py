@@ -18,6 +18,7 @@ def corpus_stats(
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of tables."),
     markdown: bool = typer.Option(False, "--markdown", help="Print Markdown tables."),
     plot_dir: str = typer.Option(None, "--plot", help="Write PNG charts (shares, lengths, math_score) here."),
+    html_out: str = typer.Option(None, "--html", help="Also write one self-contained HTML page (tables, plots)."),
     top: int = typer.Option(20, "--top", min=0, help="How many top domains to list."),
     bins: int = typer.Option(20, "--bins", min=1, help="math_score histogram bins."),
     approx: bool = typer.Option(False, "--approx", help="Count distinct texts with HyperLogLog (bounded memory)."),
@@ -34,6 +35,10 @@ def corpus_stats(
     result = corpus_stats(files, by=by, top=top, bins=bins, exact_limit=0 if approx else EXACT_LIMIT)
     if plot_dir:
         result["plots"] = plot(result, plot_dir)
+    if html_out:
+        from pipelines.report import write_corpus_html
+
+        typer.echo(f"html: {write_corpus_html(files, html_out, title=', '.join(paths))}", err=True)
     if as_json:
         typer.echo(json.dumps(result, indent=2, sort_keys=True))
     elif markdown:
