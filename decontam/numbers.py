@@ -144,9 +144,12 @@ def _stem(w: str) -> str:
     return w
 
 
+_TEX_COMMAND = re.compile(r"\\[a-zA-Z]+")
+
+
 def content_words(text: str) -> set[str]:
-    """Stemmed English words that are not stopwords or number words, plus CJK character bigrams."""
-    low = text.casefold()
+    """Stemmed English words (not stopwords, number words or TeX commands), plus CJK character bigrams."""
+    low = _TEX_COMMAND.sub(" ", text).casefold()
     out = {_stem(w) for w in _WORD_RE.findall(low)
            if w not in STOPWORDS and w not in _NUMBER_WORDS and not _CJK_RUN.fullmatch(w) and len(w) > 1}
     for run in _CJK_RUN.findall(low):
