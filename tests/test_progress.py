@@ -16,8 +16,10 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 import yaml
+from datatrove.pipeline.base import PipelineStep
 
 from pipelines.progress import TaskProgress, read_phase
+from pipelines.registry import Phase, StageSettings, StageSpec
 
 TESTS = Path(__file__).resolve().parent
 BIN = Path(sys.executable).parent
@@ -147,6 +149,64 @@ def test_status_follows_a_ray_run_and_quiet_shows_nothing(shared_data, tmp_path)
     assert "tasks 2/2 done" not in log and "docs/s/core" not in log  # --quiet: no progress, no table
     assert "Processing done for rank" not in log  # the tasks' own logs stay in their log files
     assert f"report: {tmp_path / 'run'}/report.html" in log
+
+
+class FailSettings(StageSettings):
+    fail_rank: int = 1
+
+
+class FailingStep(PipelineStep):
+    """Passes its documents on, then fails in ``fail_rank`` (a task that crashes after doing its work)."""
+
+    name = "fail"
+    type = "💥 - TEST"
+
+    def __init__(self, fail_rank: int):
+        super().__init__()
+        self.fail_rank = fail_rank
+
+    def run(self, data, rank: int = 0, world_size: int = 1):
+        yield from data
+        if rank == self.fail_rank:
+            raise RuntimeError("planted failure")
+
+
+def _build_fail(settings: FailSettings, ctx) -> list[Phase]:
+    from pipelines.steps.io import ParquetShardReader, ParquetShardWriter
+
+    steps = [ParquetShardReader(ctx.input_dir), FailingStep(settings.fail_rank), ParquetShardWriter(ctx.kept_dir)]
+    return [Phase("fail", steps, tasks=ctx.tasks)]
+
+
+FAIL_STAGE = StageSpec("fail", settings=FailSettings, build=_build_fail, description="test only: rank 1 fails")
+DRIVER_WITH_FAIL_STAGE = (
+    "import sys, test_progress as t\n"
+    "from pipelines.registry import stages\n"
+    "stages()['fail'] = t.FAIL_STAGE\n"
+    "from pipelines.cli import main\n"
+    "main(sys.argv[1:])\n"
+)
+
+
+def test_status_reports_a_failed_task_and_a_stopped_driver(shared_data, tmp_path):
+    seed = shared_data / "seed"
+    data = {"name": "progress-fail", "output": str(tmp_path / "run"), "executor": {"kind": "local", "tasks": 2},
+            "inputs": [{"name": "math", "source": "web", "paths": [str(seed / "math_text.jsonl")]}],
+            "stages": [{"stage": "extract"}, {"stage": "fail"}]}
+    manifest = tmp_path / "manifest.yaml"
+    manifest.write_text(yaml.safe_dump(data, sort_keys=False))
+    out = subprocess.run([sys.executable, "-c", DRIVER_WITH_FAIL_STAGE, "run", str(manifest), "--workers", "1"],
+                         env=_env(), capture_output=True, text=True, timeout=300)
+    assert out.returncode != 0
+    st = json.loads(_status(tmp_path / "run", "--json").stdout)
+    assert st["state"] == "stopped" and "rerun the same command" in st["note"]
+    assert [s["state"] for s in st["stages"]] == ["done", "running"]
+    p = st["phase_progress"]
+    assert (p["tasks"], p["finished"], p["failed"], p["running"], p["pending"]) == (2, 1, 1, 0, 0)
+    kept = sorted((tmp_path / "run/stages/00_extract/kept").glob("*.parquet"))
+    assert p["documents"] == _rows(kept[0]) + _rows(kept[1])  # the failed rank read its shard before failing
+    text = _status(tmp_path / "run").stdout
+    assert "stopped" in text and "tasks 1/2 done, 0 running, 1 failed" in text
 
 
 def test_task_progress_reads_the_offset_of_the_open_input(tmp_path):
