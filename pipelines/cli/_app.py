@@ -81,7 +81,10 @@ def run_cli(typer_app: typer.Typer, prog: str, argv: list[str] | None = None) ->
     debug = DEBUG_FLAG in args or os.environ.get("MATHCORPUS_DEBUG", "") not in ("", "0")
     args = [a for a in args if a != DEBUG_FLAG]
     command = typer.main.get_command(typer_app)
-    previous = signal.signal(signal.SIGINT, _on_sigint)
+    try:
+        previous = signal.signal(signal.SIGINT, _on_sigint)
+    except ValueError:  # not the main thread (embedded use): leave Ctrl-C alone
+        previous = None
     try:
         rv = command.main(args=args, prog_name=prog, standalone_mode=False)
     except typer.Exit as e:
@@ -115,7 +118,8 @@ def run_cli(typer_app: typer.Typer, prog: str, argv: list[str] | None = None) ->
               file=sys.stderr)
         sys.exit(1)
     finally:
-        signal.signal(signal.SIGINT, previous)
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
     sys.exit(rv if isinstance(rv, int) else 0)
 
 
