@@ -96,27 +96,33 @@ def _sum(values: list[int | None]) -> int | None:
     return None if any(v is None for v in values) else sum(values)  # type: ignore[arg-type]
 
 
-def phase_inputs(steps: list[Any], tasks: int) -> list[dict[str, Any]]:
-    """Per rank: the input files it reads (with sizes) and its documents where the input says (Parquet footers).
+REMOTE_SIZE_LIMIT = 1000  # above this many remote files, sizes are not asked for (one request each)
+
+
+def phase_inputs(steps: list[Any], tasks: int, ranks: list[int] | None = None) -> list[dict[str, Any]]:
+    """For each rank of ``ranks`` (default: all): the input files it reads (with sizes) and its documents where
+    the input says (Parquet footers).
 
     Known for the two readers that start phases (manifest inputs, Parquet shards); other first steps (a stage's own
     reader) give ``None`` totals and progress is shown in tasks."""
     from pipelines.steps.ingest import InputReader
     from pipelines.steps.io import ParquetShardReader, shard_files
 
+    ranks = list(range(tasks)) if ranks is None else ranks
     first = steps[0] if steps else None
     if isinstance(first, ParquetShardReader):
         everything = shard_files(first.folder, 0, 1)
-        per_rank = [everything[r::tasks] for r in range(tasks)]
         count_docs = True
     elif isinstance(first, InputReader):
-        per_rank = [[f.path for f in first.files[r::tasks]] for r in range(tasks)]
+        everything = [f.path for f in first.files]
         count_docs = False
     else:
-        return [{"files": [], "sizes": [], "documents": None, "bytes": None} for _ in range(tasks)]
+        return [{"files": [], "sizes": [], "documents": None, "bytes": None} for _ in ranks]
+    many_remote = sum("://" in f and not f.startswith("file://") for f in everything) > REMOTE_SIZE_LIMIT
     out = []
-    for files in per_rank:
-        sizes = [_size(f) for f in files]
+    for rank in ranks:
+        files = everything[rank::tasks]
+        sizes = [None if many_remote and _local(f) is None else _size(f) for f in files]
         rows = [_parquet_rows(f) for f in files] if count_docs else None
         out.append({"files": files, "sizes": sizes, "rows": rows, "documents": _sum(rows) if rows is not None else None,
                     "bytes": _sum(sizes)})
@@ -156,7 +162,7 @@ class TaskProgress:
 
     def __init__(self, folder, rank: int, steps: list[Any], world_size: int, every_seconds: float = 2.0):
         self.folder, self.rank, self.steps, self.every = folder, rank, steps, every_seconds
-        plan = phase_inputs(steps, world_size)[rank] if rank < world_size else {}
+        plan = phase_inputs(steps, world_size, [rank])[0] if rank < world_size else {}  # this rank's files only
         self.documents_total = plan.get("documents")
         self.bytes_total = plan.get("bytes")
         local = [_local(f) for f in plan.get("files", [])]
