@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import fsspec
+import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -355,7 +356,17 @@ def repair_surrogates(value: Any) -> tuple[Any, int]:
 
 def parse_json_line(raw: bytes, path: str, lineno: int) -> dict[str, Any] | Reject:
     """One JSONL line -> a record (lone surrogates repaired and counted under ``repaired_surrogates``) or a
-    :class:`Reject` saying why."""
+    :class:`Reject` saying why.
+
+    orjson parses the clean lines (it validates UTF-8 and refuses lone surrogates); any line it refuses goes
+    through the standard library, which names the problem or decodes the surrogates for repair."""
+    try:
+        record = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        pass
+    else:
+        if isinstance(record, dict):
+            return record
     try:
         line = raw.decode("utf-8")
     except UnicodeDecodeError as e:

@@ -307,3 +307,10 @@ def test_a_reader_failing_part_way_keeps_what_it_read_and_skips_are_counted_apar
     stats = reader.stats.stats
     assert len(skipped) == 2 and stats["skipped_vendored"].total == 2 and stats["rejected"].total == 1
     assert stats["documents"].total + stats["rejected"].total + stats["skipped_vendored"].total == 10
+
+
+def test_extract_html_column_missing_is_an_error_before_work(shared_data, tmp_path, capsys):
+    code, _, err = cli(capsys, "extract", shared_data / "web" / "pages.jsonl", "--source", "web",
+                       "--html-column", "body", "-o", tmp_path / "o")
+    one_line_error(code, err, "pages.jsonl", "no column 'body'", "--html-column")
+    assert not (tmp_path / "o").exists()
