@@ -35,11 +35,20 @@ from urllib.parse import urlsplit
 import numpy as np
 import pyarrow as pa
 
-from classifiers.data import MATH, OTHER, RECORD_EXT, Example
+from classifiers.data import MATH, OTHER, Example
 from classifiers.model import MathClassifier, TrainParams, train_from_files
 from classifiers.score import batched
 from corpus.errors import MathcorpusError
-from corpus.io import InputError, Reject, expand_paths, iter_records, write_json, write_jsonl, write_parquet
+from corpus.io import (
+    InputError,
+    Reject,
+    expand_paths,
+    iter_records,
+    resolve_document_inputs,
+    write_json,
+    write_jsonl,
+    write_parquet,
+)
 
 
 @dataclass
@@ -82,7 +91,7 @@ class PoolScores:
 
 
 def iter_pool(paths: Sequence[str]) -> Iterator[dict[str, Any]]:
-    for path in expand_paths(paths, exts=RECORD_EXT):
+    for path in resolve_document_inputs(paths):  # a run folder: its corpus/; never reports
         for pos, rec in iter_records(path):
             if isinstance(rec, Reject):
                 raise InputError(str(rec))
