@@ -283,6 +283,21 @@ def count_kept(formulas: list[RefFormula], output: str) -> int:
     return kept
 
 
+def lost_formulas(ref: list[RefFormula], output: str) -> list[str]:
+    """The formulas ``count_kept`` does not find kept, as ``kind:TeX xN`` (N copies short of the page's count)."""
+    out, seen = [], set()
+    for r in ref:
+        key = tex_key(r.tex) if r.tex is not None else r.leaves
+        if key in seen:
+            continue
+        seen.add(key)
+        same = [x for x in ref if (tex_key(x.tex) if x.tex is not None else x.leaves) == key]
+        short = len(same) - count_kept(same, output)
+        if short:
+            out.append(f"{r.kind}:{(r.tex or ' '.join(r.leaves)).strip()[:50]!r}" + (f" x{short}" if short > 1 else ""))
+    return out
+
+
 def preservation(files: list[Path], show_lost: bool = False) -> dict:
     """Formulas kept as LaTeX by ours and by plain trafilatura, counted from the independent reference parser
     (``reference_formulas``); the count from our own detector (``page_formulas``, the previous measure) beside it."""
@@ -317,9 +332,7 @@ def preservation(files: list[Path], show_lost: bool = False) -> dict:
         res["detector_ours"] += sum(1 for forms, _ in detected if survives(forms, flat))
         res["detector_plain"] += sum(1 for _, forms in detected if survives(forms, flat_base))
         if show_lost and ours < len(ref):
-            lost = [r for r in ref if count_kept([r], out) == 0]
-            print(f"  {f.name}: {len(ref) - ours} of {len(ref)} lost: "
-                  + " | ".join(f"{r.kind}:{(r.tex or ' '.join(r.leaves))[:50]!r}" for r in lost[:12]))
+            print(f"  {f.name}: {len(ref) - ours} of {len(ref)} lost: " + " | ".join(lost_formulas(ref, out)[:12]))
     return res
 
 
