@@ -205,7 +205,7 @@ def test_extract_epub_book(shared_data, tmp_path, capsys):
 
 
 def test_recall_rounds_on_an_extracted_pool(extracted, shared_data, tmp_path, capsys):
-    pool = str(extracted / "corpus" / "*.parquet")
+    pool = str(extracted)  # a run folder: its corpus/ shards, not its reports
     out = cli(capsys, "recall", "--pool", pool, "-p", shared_data / "seed" / "math_text.jsonl",
               "-n", shared_data / "seed" / "general_text.jsonl", "-o", tmp_path / "r", "--rounds", "2",
               "--dim", "16", "--epoch", "2", "--bucket", "50000", "--threads", "1")
