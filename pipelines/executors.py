@@ -103,15 +103,17 @@ class TaskRecords:
 
         _reset_peak_rss()
         self._task_started = (rank, time.time(), _cpu_seconds())
-        tracker = TaskProgress(self.logging_dir, rank, self.pipeline, self.world_size,
-                               ProgressSettings.from_env().every_seconds).start()
+        every = ProgressSettings.from_env().every_seconds  # 0: no progress file (benchmarks measure without)
+        tracker = TaskProgress(self.logging_dir, rank, self.pipeline, self.world_size, every).start() if every > 0 \
+            else None
         state = "failed"
         try:
             result = super()._run_for_rank(rank, local_rank, *args, **kwargs)
             state = "done" if self.is_rank_completed(rank) else "failed"
             return result
         finally:
-            tracker.stop(state)
+            if tracker is not None:
+                tracker.stop(state)
 
     def mark_rank_as_completed(self, rank: int) -> None:
         """Write the task record first, so a completed rank always has one (even if killed right after)."""

@@ -37,7 +37,8 @@ STALE_SECONDS = 60.0  # a running task whose file is older than this is reported
 @dataclass
 class ProgressSettings:
     every_seconds: float = 2.0  # a task writes its progress file at most this often
-    refresh_seconds: float = 0.5  # the driver polls (and redraws on a terminal) this often
+    refresh_seconds: float = 0.5  # the driver polls (and redraws on a terminal) this often, up to 64 tasks
+    refresh_seconds_many: float = 5.0  # ... and this often above 64 tasks (one file read per task per poll)
     log_seconds: float = 10.0  # not a terminal: a log line this often (and whenever a task finishes)
 
     @classmethod
@@ -542,7 +543,8 @@ class _Display:
             self._last_line, self._last_finished = now, p.finished
 
     def loop(self, stop: threading.Event) -> None:
-        while not stop.wait(self.m.settings.refresh_seconds):
+        every = self.m.settings.refresh_seconds if self.tasks <= 64 else self.m.settings.refresh_seconds_many
+        while not stop.wait(every):
             with contextlib.suppress(Exception):
                 self.poll()
 
