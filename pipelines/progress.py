@@ -518,12 +518,14 @@ class _Display:
     def render(self, p: PhaseProgress):
         from rich.console import Group
         from rich.progress_bar import ProgressBar
+        from rich.table import Table
         from rich.text import Text
 
-        total = 1000
-        done = int((p.fraction or 0) * total)
-        return Group(Text(f"  {self.label}", style="bold"), ProgressBar(total=total, completed=done, width=60),
-                     Text(f"  {describe(p)}"))
+        top = Table.grid(padding=(0, 1))
+        top.add_row(Text(f"  {self.label}", style="bold"),
+                    ProgressBar(total=1000, completed=int((p.fraction or 0) * 1000), width=40),
+                    Text(f"{p.fraction:.0%}" if p.fraction is not None else ""))
+        return Group(top, Text(f"  {describe(p)}"))
 
     def poll(self, final: bool = False) -> None:
         p = read_phase(self.logging_dir, self.tasks)
