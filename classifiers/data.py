@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import fsspec
 
-from corpus.io import JSONL_EXT, PARQUET_EXT, InputError, Reject, expand_paths, iter_records
+from corpus.io import JSONL_EXT, PARQUET_EXT, InputError, Reject, iter_records, resolve_document_inputs
 
 RECORD_EXT = (*JSONL_EXT, *PARQUET_EXT)
 MATH, OTHER = "math", "other"
@@ -22,8 +22,9 @@ class Example:
 
 
 def iter_texts(paths: str | Sequence[str], text_field: str = "text") -> Iterator[tuple[str, str]]:
-    """``(key, text)`` for every record of the files; a malformed record stops with its file and line."""
-    for path in expand_paths(paths, exts=RECORD_EXT):
+    """``(key, text)`` for every record of the files; a malformed record stops with its file and line (labelled
+    data is strict). Folders and run folders resolve to their document shards, never their reports."""
+    for path in resolve_document_inputs([paths] if isinstance(paths, str) else list(paths)):
         for pos, rec in iter_records(path):
             if isinstance(rec, Reject):
                 raise InputError(str(rec))
@@ -56,7 +57,7 @@ def split(examples: Sequence[Example], fraction: float, seed: int = 0) -> tuple[
 def file_fingerprints(paths: str | Sequence[str]) -> list[dict[str, str | int]]:
     """``[{path, sha256, bytes}]`` for the data files behind ``paths`` (recorded in the model card)."""
     out = []
-    for path in expand_paths(paths, exts=RECORD_EXT):
+    for path in resolve_document_inputs([paths] if isinstance(paths, str) else list(paths)):
         h = hashlib.sha256()
         size = 0
         with fsspec.open(path, "rb") as fh:  # the stored bytes, not decompressed
