@@ -314,3 +314,18 @@ def test_extract_html_column_missing_is_an_error_before_work(shared_data, tmp_pa
                        "--html-column", "body", "-o", tmp_path / "o")
     one_line_error(code, err, "pages.jsonl", "no column 'body'", "--html-column")
     assert not (tmp_path / "o").exists()
+
+
+def test_a_stage_shard_that_cannot_be_read_is_an_error_naming_it(shared_data, tmp_path):
+    """A stage's own output is not input to be forgiven: an unreadable shard stops the stage, naming the file."""
+    from pipelines.steps.io import ParquetShardReader
+
+    recs = real_records(shared_data, 20)
+    folder = tmp_path / "kept"
+    folder.mkdir()
+    pq.write_table(pa.Table.from_pylist([{"id": r["id"], "text": r["text"]} for r in recs]),
+                   folder / "00000.parquet", row_group_size=10, compression="zstd")
+    _corrupt_row_group(folder / "00000.parquet", 1)
+    reader = ParquetShardReader(str(folder))
+    with pytest.raises(InputError, match=r"00000\.parquet: not a readable Parquet shard"):
+        list(reader.run())
