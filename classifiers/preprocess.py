@@ -9,6 +9,12 @@ space-separated tokens that keep the math signal:
   fastText learns a weight per bucket, like a keyword prefilter's rule but as evidence next to the words.
   They are repeated :data:`SIGNAL_REPEAT` times because fastText averages the embeddings of a line's
   tokens: one token among 200 would hardly count;
+* with :class:`Features` ``density`` (version 3), the same counts per 1 000 characters (``__texd3``: a long
+  code or news page collects as many ``=`` as a short derivation), ``$`` before a digit counted apart as
+  prices (``__price``), program operators and statement ends outside fences (``==``, ``&&``, ``;`` + newline:
+  ``__prog``) and the share of fenced code (``__code2``). With ``strip_code``, fenced code blocks are left out
+  of the counts and the words (a shell block's ``$dir`` is not a formula). Counts see the first
+  :data:`SIGNAL_CHARS` characters (a thesis chapter's first formula can come after 35 000 characters of prose);
 * the words come from a window of ``max_chars`` characters, cut *before* any other work: the head, or, when
   the first formula delimiter comes after the head, half head and half from just before that delimiter;
   the output is capped at ``max_tokens`` tokens. fastText's cost grows with the tokens it is given, and
@@ -64,7 +70,8 @@ _SIGNALS = (
     ("brace", ("{",)),
 )
 SIGNAL_LEVELS = 9
-_PROGRAM = ("==", "&&", "||", "();", "=>", "{{", "->")  # code and templates outside fences
+# code and templates outside fences: operators, statement ends, comments
+_PROGRAM = ("==", "&&", "||", "();", "=>", "{{", "->", ";\n", "{\n", "}\n", "){")
 FENCE = "```"
 
 
