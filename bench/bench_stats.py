@@ -1,7 +1,8 @@
 """corpus-stats vs a datatrove stats job configured to compute the same per-document statistics.
 
 Documents are generated from the real seed text in ../shared/data/seed (random slices of real documents,
-50..2000 characters, with sources, languages, domains, scores, token counts and ~2% exact duplicates), written
+50..2000 characters, with sources, languages, domains, scores, token counts; 2% planted exact duplicates, and
+short seed documents taken whole repeat too: the printed duplicate share is ~23%), written
 as zstd Parquet shards of 100k rows. Both tools read the same shards, in the same run, alternating, ``--repeats``
 times each; the printed times and the ratio are medians.
 
