@@ -429,7 +429,6 @@ def main() -> None:
 
     default = DecontamConfig()
     index = NGramIndex.build(sets, default)
-    ours = Matcher(index)
     no_reword = Matcher(NGramIndex.build(sets, replace(default, reworded=False)))
     lcs_only = Matcher(NGramIndex.build(sets, replace(default, reworded=False, qa_pairs=False, normalize=(),
                                                       min_line_tokens=default.min_short_tokens)))
@@ -445,6 +444,8 @@ def main() -> None:
     t, ta, table = choose_reword_thresholds(base, best, docs)
     print(f"\nreworded thresholds chosen on dev: containment >= {t}, >= {ta} with the final answer found "
           f"(defaults in decontam/config.py: {default.reword_similarity} / {default.reword_similarity_answer})")
+    # "ours" uses the thresholds chosen on dev (decontam/config.py ships them as its defaults)
+    ours = Matcher(NGramIndex.build(sets, replace(default, reword_similarity=t, reword_similarity_answer=ta)))
     print("| containment | with answer | dev reworded recall (all tiers) | dev same-style removed by the reworded "
           "tier | dev clean removed by the reworded tier |")
     print("|---:|---:|---:|---:|---:|")
@@ -464,7 +465,7 @@ def main() -> None:
         ours.find("warm up")
         f_dt, t_dt = timed(dt_flag, docs, args.repeat)
         f_ours, t_ours = timed(lambda x: bool(ours.find(x)), docs, args.repeat)
-    methods = {"ours (every tier, defaults)": f_ours,
+    methods = {"ours (every tier; reworded thresholds from dev)": f_ours,
                "ours without the reworded tier": base,
                "13-gram + LCS only (before: no spacing rules, pairs, lines)": [bool(lcs_only.find(d[1])) for d in docs],
                "13-gram only (our normalization)": [bool(ngram_only.find(d[1])) for d in docs],

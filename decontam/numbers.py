@@ -20,7 +20,8 @@ _UNITS = {w: i for i, w in enumerate(_split(
     "seventeen eighteen nineteen"))}
 _TENS = {w: 10 * (i + 2) for i, w in enumerate(_split("twenty thirty forty fifty sixty seventy eighty ninety"))}
 _SCALES = {"hundred": 100, "thousand": 1000, "million": 1_000_000, "dozen": 12}
-_ALONE = {"half": 0.5, "twice": 2, "double": 2, "triple": 3, "thrice": 3, "quarter": 0.25, "dozen": 12}
+_ALONE = {"half": 0.5, "twice": 2, "double": 2, "triple": 3, "thrice": 3, "quarter": 0.25, "dozen": 12,
+          "doubled": 2, "tripled": 3, "quadrupled": 4, "quadruple": 4, "halved": 0.5}
 _NUMBER_WORDS = set(_UNITS) | set(_TENS) | set(_SCALES) | set(_ALONE) | {"dozens", "halves", "quarters"}
 _ZH_DIGITS = {"零": 0, "〇": 0, "一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8,
               "九": 9}
@@ -124,11 +125,17 @@ def _words_value(ws: list[str]) -> float | None:
         elif w in ("half", "halves"):
             current = current + 0.5 if joined and current > 1 else (current or 1) * 0.5
             seen = True
-        elif w in ("twice", "double"):
+        elif w in ("twice", "double", "doubled"):
             current += 2
             seen = True
-        elif w in ("triple", "thrice"):
+        elif w in ("triple", "thrice", "tripled"):
             current += 3
+            seen = True
+        elif w in ("quadruple", "quadrupled"):
+            current += 4
+            seen = True
+        elif w == "halved":
+            current = 0.5
             seen = True
         elif w in ("quarter", "quarters"):
             current = (current or 1) * 0.25

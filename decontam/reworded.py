@@ -2,8 +2,8 @@
 
 A reworded copy keeps the problem's numbers (maybe as words: "three", "a dozen", "两") and its answer, and
 changes the words around them. So each eval question with at least ``reword_min_numbers`` distinct numbers
-(0 and 1 are too common to count; two of them, or one of three, must be other than 2-10, 12 and 1/2) and at
-least ``MIN_WORDS`` content words (word problems, not bare formulas) is indexed under its rarest numbers; a
+(0 and 1 are too common to count) and enough content words for how common its numbers are (:func:`min_words`:
+word problems, not bare formulas with 2, 3 and 4) is indexed under its rarest numbers; a
 document retrieves the questions whose numbers all occur in it (one may be missing when a question has four
 or more), within ``reword_span`` x the question's length; the question's content words are then looked up in
 that span of the document (containment = share of the question's stemmed content words found, each word
@@ -27,7 +27,20 @@ from decontam.numbers import canonical, content_words, numbers
 
 IGNORED_VALUES = frozenset({"0", "1"})
 COMMON_VALUES = frozenset({"2", "3", "4", "5", "6", "7", "8", "9", "10", "12", "0.5"})
-MIN_WORDS = 6  # content words a question needs (formula-only items carry too few to confirm a rewording)
+
+
+def min_words(values: tuple[str, ...]) -> int | None:
+    """Content words a question needs to be in the tier, given its numbers (None: numbers too common).
+
+    Specific numbers carry the retrieval, words only confirm it; with common numbers the words must carry it:
+    two uncommon numbers (not 2-10, 12, 1/2) -> 3 words; one uncommon number -> 6; three common ones -> 8.
+    """
+    uncommon = sum(v not in COMMON_VALUES for v in values)
+    if uncommon >= 2:
+        return 3
+    if uncommon == 1:
+        return 6
+    return 8 if len(values) >= 3 else None
 RULE_REWORDED = "reworded"
 _BOXED = re.compile(r"\\boxed\{((?:[^{}]|\{[^{}]*\})*)\}")
 
@@ -86,9 +99,8 @@ class RewordIndex:
         for idx, part, answer in questions:
             values = tuple(sorted({v for v, _ in numbers(part.text)} - IGNORED_VALUES))
             words = frozenset(content_words(part.text))
-            uncommon = sum(v not in COMMON_VALUES for v in values)
-            specific = uncommon >= 2 or (uncommon == 1 and len(values) >= 3)  # {2, 3, 5} is in every other text
-            if len(values) >= config.reword_min_numbers and specific and len(words) >= MIN_WORDS:
+            need = min_words(values)
+            if len(values) >= config.reword_min_numbers and need is not None and len(words) >= need:
                 items.append(RewordItem(idx, values, answer, words, len(part.text)))
         df = Counter(w for it in items for w in it.words)
         idf = {w: math.log((1 + len(items)) / (1 + n)) + 1.0 for w, n in df.items()}
