@@ -307,7 +307,7 @@ def test_iter_rounds_waits_for_the_pool_scores(model, seed, tmp_path):
     from classifiers.recall import RecallError, ScoreRequest, iter_rounds
 
     rounds = iter_rounds(str(tmp_path / "r"), [seed["pos_test"]], [seed["pos"]], [seed["neg"]],
-                         RecallConfig(rounds=1), initial_model=model)
+                         RecallConfig(rounds=1, threshold=0.5), initial_model=model)
     req = next(rounds)
     assert req == ScoreRequest(1, model, 0.5, str(tmp_path / "r" / "round_01" / "scores"))
     with pytest.raises(RecallError, match="no pool scores"):
