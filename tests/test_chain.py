@@ -215,3 +215,11 @@ def test_recall_rounds_on_an_extracted_pool(extracted, shared_data, tmp_path, ca
     corpus = n_rows(extracted / "corpus")
     assert all(r["pool_documents"] == corpus and 0 <= r["recalled"] <= corpus for r in rounds)
     assert (tmp_path / "r" / "round_02").is_dir()
+
+
+def test_extract_reads_a_run_folder_as_its_corpus_records(extracted, tmp_path, capsys):
+    """``extract RUN`` (record files): the run's corpus shards, not its stages' kept/removed shards or reports."""
+    out = cli(capsys, "extract", extracted, "--source", "web", "-o", tmp_path / "again")
+    rows = read_shards(str(tmp_path / "again" / "corpus")).to_pylist()
+    before = read_shards(str(extracted / "corpus")).to_pylist()
+    assert "0 rejected" in out and sorted(r["id"] for r in rows) == sorted(r["id"] for r in before)
