@@ -1,6 +1,7 @@
 """Peak memory per worker as the input grows 10x, and documents/s per core of every stage.
 
-    python bench/bench_memory.py [--quick] [--stages extract,dedup,...] [--tasks 2] [--sizes 1,10] [--json F]
+    python bench/bench_memory.py [--quick] [--stages extract,dedup,...] [--tasks 2] [--sizes 1,10] [--repeats N]
+                                 [--json F]
     python bench/bench_memory.py --cost-from F     # report + 1T-token cost model from a saved run
 
 Memory: the seed JSONL (``../shared/data/seed``, 4,168 real documents) is copied ``r`` and ``10 r`` times (fresh
@@ -105,6 +106,13 @@ def run_ours(inputs: Path, out: Path, stages: list[str], tasks: int) -> dict[str
     return per_stage
 
 
+def median_run(runs: list[dict]) -> dict:
+    """The run with the median CPU seconds (one whole record, so its numbers stay consistent), with every run's
+    CPU seconds beside it."""
+    ordered = sorted(runs, key=cpu)
+    return {**ordered[(len(ordered) - 1) // 2], "cpu_runs": [round(cpu(r), 2) for r in runs]}
+
+
 def folder_bytes(folder: Path) -> int:
     return sum(f.stat().st_size for f in folder.rglob("*") if f.is_file()) if folder.is_dir() else 0
 
@@ -150,6 +158,8 @@ def main() -> None:
     ap.add_argument("--stages", help="comma-separated stages (default: extract + stages runnable on defaults)")
     ap.add_argument("--tasks", type=int, default=2, help="tasks (processes) per phase")
     ap.add_argument("--sizes", default="1,10", help="input sizes in units of the 1x input (throughput: the last)")
+    ap.add_argument("--repeats", type=int, default=1,
+                    help="runs per size (ours, then the peer); the run with the median CPU time is reported")
     ap.add_argument("--json", help="also write the results to this JSON file")
     ap.add_argument("--cost-from", help="print the report and 1T-token cost model from a saved --json file")
     args = ap.parse_args()
@@ -177,16 +187,19 @@ def main() -> None:
             inputs = tmp / f"in-{factor}x"
             n = make_inputs(inputs, base * factor)
             t0 = time.time()
-            ours = run_ours(inputs, tmp / f"ours-{factor}x", stages, args.tasks)
-            peer = run_peer(inputs, tmp / f"peer-{factor}x", args.tasks)
+            reps = [(run_ours(inputs, tmp / f"ours-{factor}x-{r}", stages, args.tasks),
+                     run_peer(inputs, tmp / f"peer-{factor}x-{r}", args.tasks)) for r in range(args.repeats)]
+            ours = {name: median_run([o[name] for o, _ in reps]) for name in reps[0][0]}
+            peer = median_run([p for _, p in reps])
             results["runs"][f"{factor}x"] = {"documents": n, "bytes": sum(f.stat().st_size for f in inputs.iterdir()),
                                              "ours": ours, "peer": peer, "wall_seconds": round(time.time() - t0, 1)}
             print(f"{factor}x: {n} documents ({results['runs'][f'{factor}x']['bytes'] / 2**20:.0f} MiB) "
                   f"in {time.time() - t0:.0f}s", file=sys.stderr)
         web = sorted(str(p) for p in (SHARED / "web").glob("*/*.html"))
         warc = sorted(str(p) for p in (SHARED / "warc").glob("*.warc.gz"))
-        results["html"] = run_extract_only("html", web, tmp / "html")
-        results["warc"] = run_extract_only("warc", warc, tmp / "warc")
+        for kind, paths in (("html", web), ("warc", warc)):
+            results[kind] = median_run([run_extract_only(kind, paths, tmp / f"{kind}-{r}")
+                                        for r in range(args.repeats)])
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))
     report(results)
@@ -230,21 +243,26 @@ def cpu(s: dict) -> float:
     return s.get("cpu_seconds") or s["task_seconds"]
 
 
+def _runs(s: dict) -> str:
+    runs = s.get("cpu_runs") or []
+    return f"; median of {len(runs)} runs: {' / '.join(f'{c:.1f}' for c in runs)} CPU-s" if len(runs) > 1 else ""
+
+
 def report_throughput(r: dict, ten: dict) -> None:
     print(f"\nThroughput (documents per CPU-second = per core, {ten['documents']}-document run)")
     for name in r["stages"]:
         s = ten["ours"][name]
         print(f"{name:<22}{s['docs_in'] / cpu(s):>10.0f}   ({s['docs_in']} docs, {s['tasks']} tasks, "
-              f"{cpu(s):.1f} CPU-s, {s['task_seconds']:.1f} wall-s)")
+              f"{cpu(s):.1f} CPU-s, {s['task_seconds']:.1f} wall-s{_runs(s)})")
     p = ten["peer"]
-    print(f"{'datatrove jsonl->jsonl':<22}{ten['documents'] / cpu(p):>10.0f}")
+    print(f"{'datatrove jsonl->jsonl':<22}{ten['documents'] / cpu(p):>10.0f}   ({cpu(p):.1f} CPU-s{_runs(p)})")
     ex = ten["ours"]["extract"]
     print(f"extract / datatrove throughput: "
           f"{(ex['docs_in'] / cpu(ex)) / (ten['documents'] / cpu(p)):.2f}")
     for kind in ("html", "warc"):
         s = r[kind]
         print(f"extract from {kind:<9}{s['docs_out'] / cpu(s):>10.1f}   ({s['docs_out']} docs, "
-              f"{cpu(s):.1f} CPU-s, {s['task_seconds']:.1f} wall-s)")
+              f"{cpu(s):.1f} CPU-s, {s['task_seconds']:.1f} wall-s{_runs(s)})")
     print(f"median task peak RSS, {ten['documents']} documents, all stages: "
           f"{statistics.median(x for n in r['stages'] for x in ten['ours'][n]['peak_rss_mb']):.0f} MiB")
 
