@@ -329,3 +329,10 @@ def test_a_stage_shard_that_cannot_be_read_is_an_error_naming_it(shared_data, tm
     reader = ParquetShardReader(str(folder))
     with pytest.raises(InputError, match=r"00000\.parquet: not a readable Parquet shard"):
         list(reader.run())
+
+
+def test_classify_text_field_missing_is_an_error_before_training(hostile, tmp_path, capsys):
+    for command in (["train", "-o", tmp_path / "m"], ["eval", tmp_path / "m"]):
+        code, _, err = cli(capsys, "classify", *command, "-p", hostile, "-n", hostile, "--text-field", "body")
+        one_line_error(code, err, "hostile.jsonl", "no column 'body'", "--text-field")
+    assert not (tmp_path / "m").exists()

@@ -71,6 +71,7 @@ def train(
     from classifiers.model import train_from_files
 
     _target(target_precision, target_recall)
+    _require_text_field([*positives, *negatives], text_field)
     params = train_params(threads, dim=dim, lr=lr, word_ngrams=word_ngrams, min_count=min_count, epoch=epoch,
                           bucket=bucket, seed=seed, valid_fraction=valid_fraction, max_chars=max_chars,
                           max_tokens=max_tokens, target_recall=target_recall, target_precision=target_precision,
@@ -127,6 +128,7 @@ def evaluate(
     from corpus.io import write_json
 
     _target(target_precision, target_recall)
+    _require_text_field([*positives, *negatives], text_field)
     if not (positives or negatives or pages):
         raise typer.BadParameter("give labelled data: --positives/--negatives record files and/or --pages")
     clf = MathClassifier(model, threshold=threshold)
@@ -181,3 +183,10 @@ def score(
                           batch_size=batch_size, source=source)
     typer.echo(f"{summary['documents']} documents: {summary['kept']} kept, {summary['removed']} removed, "
                f"{summary['unscored']} unscored, {summary['rejected']} rejected -> {output}")
+
+
+def _require_text_field(inputs: list[str], text_field: str) -> None:
+    """The labelled files must hold ``--text-field`` before any training (one line naming the file)."""
+    from corpus.io import require_columns, resolve_document_inputs
+
+    require_columns(resolve_document_inputs(inputs), [text_field], "--text-field")
