@@ -2,6 +2,25 @@
 
 Every case ends in a counted reject naming file and line, or in a one-line error (exit 2) naming what to fix;
 never a traceback, and for every command: records in = kept + removed + rejected.
+
+=============================================  =================================================================
+case                                           outcome (filter, dedup, decontam, classify score, extract/run)
+=============================================  =================================================================
+undecodable JSON / invalid UTF-8 / not object  reject ``FILE:LINE: malformed JSON ...``; reading goes on
+lone surrogate ``"\ud800"``                   kept, replaced by U+FFFD, ``repaired_surrogates: 1`` in metadata
+``n_tokens: "abc"``, ``math_score: "high"``    reject naming the field and the value
+no ``text``                                    reject; no ``id``: kept as ``PATH#LINE`` (path from common root)
+UTF-8 BOM on line 1                            ignored, the record is kept
+``.jsonl.gz`` / ``.jsonl.zst``                 read; ``.lz4``/``.bz2``/``.xz``/``.zip``: exit 2 naming the file
+gzip cut short                                 records before kept, one reject at the next line
+Parquet row group unreadable                   one reject (file, row group, rows); other row groups read
+``--text-column``/``--columns``/``--html-column``/``--text-field`` absent: exit 2 before any work
+same file names in two input folders           distinct ids (``a/x.md`` / ``b/x.md``)
+permission error on one input                  exit 2 naming the file (``plan_inputs``: before any work)
+filesystem failing on listing                  exit 2 ``URL: cannot list: ...``, never zero documents
+handler failing part-way (run reader)          records before kept, reject at the position, next file read
+stage shard unreadable                         error naming the shard
+=============================================  =================================================================
 """
 
 from __future__ import annotations
