@@ -102,6 +102,8 @@ def run_ours(inputs: Path, out: Path, stages: list[str], tasks: int) -> dict[str
             "peak_rss_mb": [r["peak_rss_mb"] for r in recs], "task_seconds": sum(r["seconds"] for r in recs),
             "cpu_seconds": sum(r["cpu_seconds"] for r in recs),
             "bytes": {sub: folder_bytes(Path(st["dir"]) / sub) for sub in ("kept", "removed", "work")},
+            "phase_peak_rss_mb": {d.parent.name: max(r["peak_rss_mb"] for r in task_records(d.parent))
+                                  for d in sorted((Path(st["dir"]) / "logs").glob("*/tasks"))},
         }
     return per_stage
 
@@ -232,6 +234,10 @@ def report_memory(r: dict) -> None:
 
     for name in r["stages"]:
         row(name, {k: max(r["runs"][k]["ours"][name]["peak_rss_mb"]) for k in sizes})
+        phases = r["runs"]["1x"]["ours"][name].get("phase_peak_rss_mb", {})
+        if len(phases) > 1:  # per phase of a multi-phase stage (dedup: signatures, buckets, verify, ...)
+            for phase in phases:
+                row(f"  {name}: {phase}", {k: r["runs"][k]["ours"][name]["phase_peak_rss_mb"][phase] for k in sizes})
     row("datatrove jsonl->jsonl", {k: max(r["runs"][k]["peer"]["peak_rss_mb"]) for k in sizes})
     last = r["runs"][sizes[-1]]
     print(f"extract / datatrove peak RSS at {sizes[-1]}: "
