@@ -201,6 +201,11 @@ def stage_counts(ctx: StageContext, phases: list[tuple[str, int]], accounting: d
     kept shards. A stage that writes the corpus (mix) reports its own terms in ``accounting``."""
     rejected = count_lines(f"{ctx.stage_dir}/rejects")
     if accounting is not None:
+        if accounting.get("reads_input_dir") and ctx.input_dir is not None:
+            previous = count_rows(ctx.input_dir)
+            if previous != int(accounting["documents_in"]):
+                raise AccountingError(f"stage {ctx.stage_dir}: read {accounting['documents_in']} documents, the "
+                                      f"previous stage kept {previous}")
         return StageCounts(documents_in=int(accounting["documents_in"]), kept=int(accounting["kept"]),
                            removed=int(accounting.get("removed", 0)), rejected=rejected,
                            skipped={k: int(v) for k, v in (accounting.get("skipped") or {}).items()})

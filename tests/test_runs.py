@@ -344,6 +344,20 @@ def test_mix_reports_unmatched_documents_and_accounts_for_every_input(tmp_path, 
     assert len(unique) == acc["kept"]
 
 
+def test_mix_stage_in_a_run_counts_documents_no_source_takes(tmp_path, seeds):
+    """The web pages match no mix source: the run reports them as skipped (no_mix_source) and still balances."""
+    m = manifest(tmp_path, seeds, stages=[{"stage": "extract"},
+                                          {"stage": "mix", "sources": {"book": {"match": {"source": "book"},
+                                                                                "weight": 1}}}])
+    r = cli("run", m)
+    assert r.returncode == 0, r.stderr
+    mix = json.loads((tmp_path / "out/run.json").read_text())["stages"][1]
+    c = mix["conservation"]
+    assert c["balanced"] and c["documents_in"] == 62 and c["skipped"] == {"no_mix_source": 32}
+    assert c["kept"] + c["removed"] == 30
+    assert mix["summary"]["unmatched"]["by"] == [{"values": {"source": "web"}, "documents": 32}]
+
+
 def test_mix_token_target_far_above_what_exists_warns(tmp_path, shards):
     cfg = write_mix(tmp_path, shards, {"web": {"match": {"source": "web"}, "tokens": 10_000_000}})
     r = cli("mix", cfg)

@@ -104,7 +104,9 @@ def finalize(settings: MixSettings, ctx: StageContext) -> dict:
         "documents": manifest["documents"], "tokens": manifest["tokens"], "shards": len(manifest["shards"]),
         "sources": {n: {k: s[k] for k in ("documents", "tokens", "epochs", "requested_share", "realized_share")}
                     for n, s in manifest["sources"].items()},
-        "unmatched": manifest["unmatched"], "warnings": manifest["warnings"], "accounting": manifest["accounting"],
+        "unmatched": manifest["unmatched"], "warnings": manifest["warnings"],
+        "accounting": manifest["accounting"] and manifest["accounting"] | {
+            "reads_input_dir": all(not s.input_paths for s in cfg.sources.values())},
     }
 
 
