@@ -96,7 +96,10 @@ def validate_manifest(manifest, output: str) -> list[dict[str, Any]]:
     Paths inside the run's output folder are made by earlier stages and are not checked. Returns, per stage, the
     identity of the files it reads, for its completion hash."""
     where = manifest.path or "<manifest>"
-    if manifest.stages and manifest.stages[0].stage == "extract" and not manifest.inputs:
+    if manifest.stages and manifest.stages[0].stage != "extract":
+        raise MathcorpusError(f"{where}: stages[0].stage: the first stage must be 'extract' (it reads the "
+                              f"inputs), not {manifest.stages[0].stage!r}")
+    if manifest.stages and not manifest.inputs:
         raise MathcorpusError(f"{where}: inputs: no inputs for the 'extract' stage (give at least one)")
     identities = []
     for i, entry in enumerate(manifest.stages):

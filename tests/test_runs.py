@@ -159,6 +159,7 @@ def test_run_options_are_range_checked(tmp_path, seeds, args, expected):
 @pytest.mark.parametrize("change, expected", [
     ({"executor": {"tasks": -2}}, "m.yaml: executor.tasks: Input should be greater than or equal to 1"),
     ({"inputs": []}, "m.yaml: inputs: empty list: give at least one input"),
+    ({"stages": [{"stage": "tokens"}]}, "m.yaml: stages[0].stage: the first stage must be 'extract'"),
     ({"stages": [{"stage": "extract"}, {"stage": "classify", "model_path": "m", "thresholds": {"web": 1.5}}]},
      "m.yaml: stages[1].thresholds.web: Input should be less than or equal to 1"),
     ({"stages": [{"stage": "extract"}, {"stage": "mix", "shard_rows": -5,
