@@ -1,7 +1,7 @@
 """Command-line entry points. Every module in this package registers its commands on ``app``.
 
-This package is the one place in ``corpus`` allowed to import ``pipelines``, ``classifiers`` and
-``decontam`` (the entry points sit on top of everything).
+The entry points sit on top of everything (``pipelines``, ``classifiers``, ``decontam``, ``corpus``). Errors are
+one line without ``--debug`` (see :mod:`pipelines.cli._app`).
 """
 
 from __future__ import annotations
