@@ -8,7 +8,9 @@ document retrieves the questions whose numbers all occur in it (one may be missi
 or more), within ``reword_span`` x the question's length; the question's content words are then looked up in
 that span of the document (containment = share of the question's stemmed content words found, each word
 weighted by its inverse document frequency over the eval questions, so "find" and "value" weigh little).
-No model, no network.
+Questions with too few numbers (most MATH problems) are also retrieved by any of their TeX formulas of at
+least ``FORMULA_MIN_TOKENS`` tokens found verbatim (after normalization) in the document: rewordings keep
+formulas. No model, no network.
 """
 
 from __future__ import annotations
@@ -73,6 +75,7 @@ class RewordItem:
     answer: str | None
     words: frozenset[str]
     length: int  # characters of the question
+    by_numbers: bool = True  # retrieved by its numbers (else only by one of its formulas)
 
 
 @dataclass(frozen=True)
@@ -91,26 +94,36 @@ class RewordIndex:
     anchors: dict[str, list[int]] = field(default_factory=dict)
     idf: dict[str, float] = field(default_factory=dict)
     totals: list[float] = field(default_factory=list)  # each item's summed word weight
+    formulas: dict[str, list[int]] = field(default_factory=dict)  # a question's formula (tokens) -> items
 
     @classmethod
     def build(cls, questions: list[tuple[int, ItemPart, str | None]], config: DecontamConfig) -> RewordIndex:
         """``questions``: (part index, question part, final answer) of every eval item."""
         items: list[RewordItem] = []
+        by_formula: dict[str, list[int]] = defaultdict(list)
         for idx, part, answer in questions:
             values = tuple(sorted({v for v, _ in numbers(part.text)} - IGNORED_VALUES))
             words = frozenset(content_words(part.text))
             need = min_words(values)
-            if len(values) >= config.reword_min_numbers and need is not None and len(words) >= need:
-                items.append(RewordItem(idx, values, answer, words, len(part.text)))
+            by_numbers = len(values) >= config.reword_min_numbers and need is not None and len(words) >= need
+            keys = [f for f, _ in formulas(part.text)] if len(words) >= FORMULA_MIN_WORDS else []
+            if by_numbers or keys:
+                for f in set(keys):
+                    by_formula[f].append(len(items))
+                items.append(RewordItem(idx, values, answer, words, len(part.text), by_numbers))
         df = Counter(w for it in items for w in it.words)
         idf = {w: math.log((1 + len(items)) / (1 + n)) + 1.0 for w, n in df.items()}
         freq = Counter(v for it in items for v in it.values)
         anchors: dict[str, list[int]] = defaultdict(list)
         for k, it in enumerate(items):
+            if not it.by_numbers:
+                continue
             rarest = sorted(it.values, key=lambda v: (freq[v], v))
             for v in rarest[: 1 + _allowed_missing(it)]:
                 anchors[v].append(k)
-        return cls(items, dict(anchors), idf, [sum(idf[w] for w in it.words) for it in items])
+        shared = {f for f, ks in by_formula.items() if len(ks) > 3}  # a formula many items share says nothing
+        return cls(items, dict(anchors), idf, [sum(idf[w] for w in it.words) for it in items],
+                   {f: ks for f, ks in by_formula.items() if f not in shared})
 
     def weight(self, words: Iterable[str]) -> float:
         return sum(self.idf.get(w, 1.0) for w in words)
@@ -120,9 +133,14 @@ class RewordIndex:
         positions: dict[str, list[int]] = defaultdict(list)
         for v, pos in numbers(text):
             positions[v].append(pos)
-        if not positions:
+        formula_at: dict[int, tuple[int, int]] = {}  # item -> span of one of its formulas in the document
+        if self.formulas and ("$" in text or "\\" in text):
+            for f, span in formulas(text):
+                for k in self.formulas.get(f, ()):
+                    formula_at.setdefault(k, span)
+        if not positions and not formula_at:
             return []
-        cands: set[int] = set()
+        cands: set[int] = set(formula_at)
         for v in positions:
             cands.update(self.anchors.get(v, ()))
         hits: list[RewordHit] = []
@@ -131,7 +149,9 @@ class RewordIndex:
         for k in sorted(cands):
             it = self.items[k]
             found = [v for v in it.values if v in positions]
-            if len(found) < len(it.values) - _allowed_missing(it) or len(found) < config.reword_min_numbers:
+            by_numbers = it.by_numbers and len(found) >= max(len(it.values) - _allowed_missing(it),
+                                                             config.reword_min_numbers)
+            if not by_numbers and k not in formula_at:
                 continue
             if doc_words is None:
                 doc_words = content_words(text)
@@ -141,7 +161,8 @@ class RewordIndex:
             total = self.totals[k]
             if self.weight(shared) < floor * total:  # not even in the whole document
                 continue
-            span = _near_span(positions, found, config.reword_span * it.length)
+            span = _near_span(positions, found, config.reword_span * it.length) if by_numbers else None
+            span = span or formula_at.get(k)
             if span is None:
                 continue
             slack = it.length // 2
@@ -166,6 +187,28 @@ class RewordIndex:
 
     def summary(self) -> dict[str, Any]:
         return {"reworded_items": len(self.items), "reworded_anchor_values": len(self.anchors)}
+
+
+FORMULA_MIN_TOKENS = 5  # a formula this long (normalized tokens) identifies its question
+FORMULA_MIN_WORDS = 3
+_PROSE = re.compile(r"(?<![\\a-zA-Z])[a-zA-Z]{3,} [a-zA-Z]{3,}")
+_FORMULA = re.compile(r"\$\$(.+?)\$\$|\$(.+?)\$|\\\[(.+?)\\\]|\\\((.+?)\\\)", re.S)
+
+
+def formulas(text: str) -> list[tuple[str, tuple[int, int]]]:
+    """(normalized tokens, character span) of each TeX formula of >= ``FORMULA_MIN_TOKENS`` tokens. Rewordings
+    keep formulas as they are, and a long one is specific to its problem."""
+    from corpus.normalize import math_tokens
+
+    out = []
+    for m in _FORMULA.finditer(text):
+        body = next(g for g in m.groups() if g is not None)
+        if _PROSE.search(body):  # "$20 and added an extra $": dollar amounts, not a formula
+            continue
+        toks = math_tokens(body)
+        if len(toks) >= FORMULA_MIN_TOKENS:
+            out.append((" ".join(toks), (m.start(), m.end())))
+    return out
 
 
 def _allowed_missing(item: RewordItem) -> int:
