@@ -452,7 +452,11 @@ def verification_sweep(per_file: int) -> dict:
     return out
 
 
-def speed_benchmark(work: str, sizes: list[int], workers: int, repeats: int = 1) -> dict:
+SYSTEMS = ("ours", "datatrove", "datasketch")
+
+
+def speed_benchmark(work: str, sizes: list[int], workers: int, repeats: int = 1,
+                    systems: tuple[str, ...] = SYSTEMS) -> dict:
     """Each system in its own process, one after another, ``repeats`` times (median reported). Wall time and
     CPU time (the process and every worker it waited for): on a machine shared with other jobs the CPU ratio
     is the steadier one."""
@@ -464,7 +468,7 @@ def speed_benchmark(work: str, sizes: list[int], workers: int, repeats: int = 1)
         folder = f"{work}/scale_{n}"
         if not os.path.exists(f"{folder}/parquet"):
             write_inputs(scale_documents(n), folder, 2)
-        runs: dict[str, list[dict]] = {s: [] for s in ("ours", "datatrove", "datasketch")}
+        runs: dict[str, list[dict]] = {s: [] for s in systems}
         for _ in range(repeats):
             for s in runs:
                 if runs[s] and "failed" in runs[s][-1]:
@@ -479,7 +483,7 @@ def speed_benchmark(work: str, sizes: list[int], workers: int, repeats: int = 1)
             if "failed" in r:
                 print(f"| {n:,} | {s} | did not finish: {r['failed']} (after {r['after_seconds']:.0f} s) | | | | | |")
                 continue
-            ratios = ("", "") if s == "ours" or "failed" in res["ours"] else \
+            ratios = ("", "") if s == "ours" or "failed" in res.get("ours", {"failed": 1}) else \
                 (f"{res['ours']['seconds'] / r['seconds']:.2f}", f"{res['ours']['cpu_seconds'] / r['cpu_seconds']:.2f}")
             print(f"| {n:,} | {s} | {r['seconds']:.1f} | {r['cpu_seconds']:.1f} | {r['peak_mb']:.0f} | "
                   f"{r['removed']:,} | {ratios[0]} | {ratios[1]} |")
@@ -499,6 +503,7 @@ def main() -> None:
     ap.add_argument("--workdir", default="/tmp/bench_dedup")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--repeats", type=int, default=1, help="speed runs per system (median reported)")
+    ap.add_argument("--systems", default=",".join(SYSTEMS), help="speed: systems to run (comma-separated)")
     ap.add_argument("--only", choices=("planted", "evalsets", "speed", "sweep"), default=None,
                     help="one part (sweep: verification settings around the defaults, in-process; not in the default)")
     args = ap.parse_args()
@@ -512,7 +517,8 @@ def main() -> None:
         results["sweep"] = verification_sweep(30 if args.quick else 120)
     if args.only in (None, "speed"):
         sizes = [20_000] if args.quick else [100_000] + ([1_000_000] if args.full else [])
-        results["speed"] = speed_benchmark(args.workdir, sizes, args.workers, args.repeats)
+        results["speed"] = speed_benchmark(args.workdir, sizes, args.workers, args.repeats,
+                                           tuple(args.systems.split(",")))
     with open(f"{args.workdir}/results.json", "w") as fh:
         json.dump(results, fh, indent=1, default=str)
 

@@ -14,13 +14,14 @@ import os
 
 import numpy as np
 import pyarrow as pa
+import xxhash
 from datatrove.data import DocumentsPipeline
 from datatrove.pipeline.base import PipelineStep
 
 from corpus.dedup.buckets import PAIR_DTYPE, bucket_pairs, pair_owner, unique_pairs
 from corpus.dedup.clusters import merge, summarize, survivor_metadata
 from corpus.dedup.components import LABEL_DTYPE, NODE_LABEL_DTYPE, propagation_round
-from corpus.dedup.minhash import band_keys, doc_features, signatures
+from corpus.dedup.minhash import DocFeatures, band_keys, doc_features, signatures
 from corpus.dedup.params import DedupConfig
 from corpus.dedup.priority import PriorityConfig, id_hash, priority_key
 from corpus.dedup.store import (
@@ -74,9 +75,15 @@ class DedupSignatures(PipelineStep):
     def run(self, data: DocumentsPipeline = None, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
         cfg = self.config
         meta_rows, shingles, tokens, ids, origins = [], [], [], [], []
+        by_text: dict[bytes, DocFeatures] = {}  # byte-identical texts (common in crawls) are featurized once
         for doc in data or ():
             with self.track_time():
-                f = doc_features(doc.text, cfg.shingle_size)
+                key = xxhash.xxh3_128_digest(doc.text.encode("utf-8", "surrogatepass"))
+                f = by_text.get(key)
+                if f is None:
+                    f = by_text[key] = doc_features(doc.text, cfg.shingle_size)
+                else:
+                    self.stat_update("same_text")
                 row = {**doc.metadata, "text": doc.text}
                 meta_rows.append((priority_key(row, self.priority) + 1, id_hash(doc.id), *f.exact))
                 shingles.append(f.shingles)
