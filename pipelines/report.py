@@ -28,6 +28,7 @@ import polars as pl
 from corpus.io import PARQUET_EXT, expand_paths, open_file, write_text
 
 SAMPLES_PER_REASON = 3
+REPORT_MAX_ROWS = 2_000_000  # the run report's corpus section reads about this many documents at most
 SNIPPET_CHARS = 400
 
 CSS = """
@@ -201,14 +202,38 @@ def corpus_data(paths: str | Sequence[str]) -> dict[str, Any]:
             "histograms": length_histograms(expand_paths(paths, exts=PARQUET_EXT))}
 
 
-def corpus_section(paths: str | Sequence[str], title: str = "Corpus") -> str:
-    """``<section id="corpus">``: sources, tokens, languages, lengths and math_score as tables and plots."""
+def even_shards(files: list[str], max_rows: int) -> tuple[list[str], int]:
+    """Shards spread evenly over ``files`` holding at least ``max_rows`` rows together (all when fewer), and the
+    total rows of ``files`` (Parquet footers only)."""
+    from pipelines.progress import _parquet_rows
+
+    rows = [_parquet_rows(f) or 0 for f in files]
+    total = sum(rows)
+    if total <= max_rows:
+        return files, total
+    k = max(1, round(len(files) * max_rows / total))
+    picked = [files[round(i * (len(files) - 1) / max(1, k - 1))] for i in range(k)] if k > 1 else files[:1]
+    return sorted(dict.fromkeys(picked)), total
+
+
+def corpus_section(paths: str | Sequence[str], title: str = "Corpus", max_rows: int | None = None) -> str:
+    """``<section id="corpus">``: sources, tokens, languages, lengths and math_score as tables and plots.
+
+    With ``max_rows``, a corpus larger than that is described from shards spread evenly over it (said on the page):
+    the run report must not rescan a trillion-token corpus."""
     files = _shards(paths)
     if not files:
         return f'<section id="corpus"><h2>{_e(title)}</h2><p>No shards at {_e(paths)}.</p></section>'
+    note = ""
+    if max_rows:
+        picked, total = even_shards(files, max_rows)
+        if len(picked) < len(files):
+            note = (f"<p class=muted>Statistics from {len(picked):,} of {len(files):,} shards spread evenly over the "
+                    f"corpus ({total:,} documents in all); <code>corpus-stats --html</code> reads every shard.</p>")
+            files = picked
     d = corpus_data(files)
     s, t = d["stats"], d["stats"]["total"]
-    parts = [f'<section id="corpus"><h2>{_e(title)}</h2>',
+    parts = [f'<section id="corpus"><h2>{_e(title)}</h2>', note,
              f"<p>{s['files']:,} shard(s), <b>{t['documents']:,}</b> documents, <b>{t['tokens']:,}</b> tokens, "
              f"{t['bytes']:,} bytes of text; exact duplicates {s['duplicates']['exact_duplicate_share']:.2%} "
              f"({_e(s['duplicates']['method'])}).</p>"]
@@ -439,7 +464,7 @@ def build_report(run_dir: str) -> str:
         _stages_section(stages),
         _rejects_section(stages),
         _removed_section(stages),
-        corpus_section(corpus_dir, "Corpus"),
+        corpus_section(corpus_dir, "Corpus", max_rows=REPORT_MAX_ROWS),
         _mix_section(_read_json(f"{corpus_dir}/manifest.json")),
         _decontam_section(stages, run_dir),
     ]

@@ -239,3 +239,21 @@ def test_report_renders_in_chromium(demo_run, tmp_path):
     assert shot.stat().st_size > 50_000
     if keep := os.environ.get("MATHCORPUS_REPORT_SCREENSHOT"):
         shutil.copyfile(shot, keep)
+
+
+def test_a_large_corpus_is_described_from_evenly_spread_shards(demo_run):
+    """The run report caps what it reads (REPORT_MAX_ROWS); the page says so and the numbers are those shards'."""
+    from pipelines.report import corpus_section, even_shards
+
+    shards = sorted(str(p) for p in (demo_run / "corpus").glob("*.parquet"))
+    assert len(shards) >= 2
+    first = pq.ParquetFile(shards[0]).metadata.num_rows
+    picked, total = even_shards(shards, first)
+    assert total == _rows(demo_run / "corpus") and len(picked) < len(shards)
+    html = corpus_section(str(demo_run / "corpus"), max_rows=first)
+    p = _Page()
+    p.feed(html)
+    text = "".join(p.text["corpus"])
+    assert f"Statistics from {len(picked)} of {len(shards)} shards" in text
+    assert f"{sum(pq.ParquetFile(f).metadata.num_rows for f in picked):,} documents" in text
+    assert even_shards(shards, total) == (shards, total)  # under the cap: every shard
