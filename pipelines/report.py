@@ -28,6 +28,7 @@ import polars as pl
 from corpus.io import PARQUET_EXT, expand_paths, open_file, write_text
 
 SAMPLES_PER_REASON = 3
+MAX_SAMPLED_SHARDS = 32  # removed documents are sampled from at most this many shards per stage
 REPORT_MAX_ROWS = 2_000_000  # the run report's corpus section reads about this many documents at most
 SNIPPET_CHARS = 400
 
@@ -365,10 +366,14 @@ def _rejects_section(stages: list[dict[str, Any]]) -> str:
 
 
 def removed_samples(folder: str, k: int = SAMPLES_PER_REASON) -> dict[str, list[dict[str, Any]]]:
-    """Up to ``k`` removed documents per reason, chosen by a fixed hash of the id (same run, same sample)."""
+    """Up to ``k`` removed documents per reason, chosen by a fixed hash of the id (same run, same sample), from
+    at most ``MAX_SAMPLED_SHARDS`` shards spread evenly over the folder (a run's removed set can be large)."""
     files = _shards(folder)
     if not files:
         return {}
+    if len(files) > MAX_SAMPLED_SHARDS:
+        step = len(files) / MAX_SAMPLED_SHARDS
+        files = [files[int(i * step)] for i in range(MAX_SAMPLED_SHARDS)]
     lf = pl.scan_parquet(files, missing_columns="insert", extra_columns="ignore")
     picked = (lf.select("id", pl.col("reason").cast(pl.String).fill_null("(no reason)"))
               .with_columns(pl.col("id").hash(seed=0).alias("h")).sort("h")
