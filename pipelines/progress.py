@@ -139,6 +139,11 @@ def _documents_counter(steps: list[Any]):
     return None
 
 
+def _stat_total(step: Any, name: str) -> int:
+    stats = getattr(getattr(step, "stats", None), "stats", None)
+    return int(stats[name].total) if stats is not None and name in stats else 0
+
+
 def _open_offsets(paths: set[str]) -> dict[str, int]:
     """Read offsets of the files of ``paths`` this process has open (Linux ``/proc/self/fdinfo``)."""
     out: dict[str, int] = {}
@@ -173,10 +178,13 @@ class TaskProgress:
         # offset of the file open now
         self._rows = list(zip(rows, sizes, strict=True)) if rows and None not in rows and None not in sizes else None
         self._offsets: dict[str, int] = {}  # local path -> bytes of the files before it
-        if local and None not in local and None not in sizes:
+        self._before: list[int] = []  # bytes of the files before the i-th file (readers count files they start)
+        if None not in sizes:
             acc = 0
             for path, size in zip(local, sizes, strict=True):
-                self._offsets.setdefault(path, acc)
+                self._before.append(acc)
+                if path is not None:
+                    self._offsets.setdefault(path, acc)
                 acc += size
         self.bytes_done = 0
         self.started = time.time()
@@ -194,9 +202,12 @@ class TaskProgress:
                 if left == 0:
                     break
             self.bytes_done = max(self.bytes_done, done)
-        elif self._offsets:
-            open_now = _open_offsets(set(self._offsets))
-            if open_now:
+        elif self._before:
+            # files the reader started: the ones before the current are read (whole-file readers show no offset)
+            started = _stat_total(self.steps[0], "files")
+            if started:
+                self.bytes_done = max(self.bytes_done, self._before[min(started, len(self._before)) - 1])
+            if self._offsets and (open_now := _open_offsets(set(self._offsets))):
                 self.bytes_done = max(self.bytes_done, max(self._offsets[p] + pos for p, pos in open_now.items()))
         if state == "done" and self.bytes_total is not None:
             self.bytes_done = self.bytes_total
@@ -205,7 +216,7 @@ class TaskProgress:
             "rank": self.rank, "state": state, "host": socket.gethostname(), "pid": os.getpid(),
             "started": round(self.started, 3), "updated": round(now, 3), "seconds": round(now - self.started, 3),
             "documents": docs, "documents_total": self.documents_total,
-            "bytes": self.bytes_done if self._offsets or self._rows or state == "done" else None,
+            "bytes": self.bytes_done if self._before or self._rows or state == "done" else None,
             "bytes_total": self.bytes_total,
         }
 

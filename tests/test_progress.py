@@ -229,6 +229,13 @@ def test_task_progress_reads_the_offset_of_the_open_input(tmp_path):
     tracker.write("done")
     rec = json.loads((tmp_path / "logs/progress/00000.json").read_text())
     assert rec["state"] == "done" and rec["bytes"] == rec["bytes_total"] == 15_000
+    # a reader that loads whole files (no offset to see): the files it started say how far it is
+    reader = InputReader(files, str(tmp_path))
+    whole = TaskProgress(get_datafolder(str(tmp_path / "logs2")), 0, [reader], 1)
+    assert whole.snapshot()["bytes"] == 0
+    reader.stat_update("files")
+    reader.stat_update("files")  # now in the second file
+    assert whole.snapshot()["bytes"] == 5_000
 
 
 def test_status_of_a_folder_without_a_run_is_one_line(tmp_path):
