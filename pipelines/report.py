@@ -424,9 +424,15 @@ def _mix_section(manifest: dict[str, Any] | None) -> str:
     ax.set_title("Mix: requested vs realized shares", fontsize=11)
     ax.legend(fontsize=8)
     shards = manifest.get("shards", [])
+    notes = "".join(f"<p><b>warning:</b> {_e(w)}</p>" for w in manifest.get("warnings") or [])
+    if (unmatched := manifest.get("unmatched") or {}).get("documents"):
+        notes += (f"<p>{unmatched['documents']:,} document(s) matched no source: "
+                  + _e("; ".join(", ".join(f"{k}={v}" for k, v in u["values"].items()) + f" ({u['documents']:,})"
+                             for u in unmatched.get("by", [])[:10]))
+                  + "</p>")
     return ('<section id="mix"><h2>Mix manifest</h2>'
             f"<p>{manifest.get('documents', 0):,} documents in {len(shards)} shard(s) "
-            f"({_e(manifest.get('format'))}, {_e(manifest.get('compression'))}).</p>"
+            f"({_e(manifest.get('format'))}, {_e(manifest.get('compression'))}).</p>" + notes
             + table(["source", "requested share", "realized share", "epochs", "documents", "unique", "tokens",
                      "available tokens"], rows)
             + figure(svg(fig), "requested vs realized token shares") + "</section>")
