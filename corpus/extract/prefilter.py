@@ -22,18 +22,17 @@ from typing import Any
 Scorer = Callable[[str], float]
 
 # formula markup in raw bytes (lower-cased), counted with bytes.count (a C loop): each literal is a formula or a
-# formula engine's own container. Literals holding "math" or "tex" are counted in the bytes around those words
-# only (``_around``: most pages hold few of them), the others in the whole page.
+# formula engine's own container. Literals holding "math" are counted in the bytes around that word only
+# (``_around``: most pages hold few of them), the others in the whole page ("tex" is in every "text").
 AROUND_MATH: dict[str, tuple[bytes, ...]] = {
     "mathml": (b"<math", b"<m:math"),
     "tex_script": (b"math/tex",),
     "latex_img": (b"mwe-math-fallback", b"_images/math/", b"class=\"math\"", b"class=\"math-"),
     "d_math": (b"<d-math", b"<dt-math"),
 }
-AROUND_TEX: dict[str, tuple[bytes, ...]] = {"latex_img": (b"latex.php", b"mimetex", b"arithmatex")}
 WHOLE: dict[str, tuple[bytes, ...]] = {
     "tex_delims": (b"\\(", b"\\[", b"$$", b"\\begin{"),
-    "latex_img": (b"codecogs", b"alt=\"\\", b"alt='\\"),
+    "latex_img": (b"codecogs", b"alt=\"\\", b"alt='\\", b"latex.php", b"mimetex", b"arithmatex"),
     "mjx": (b"<mjx-container",),
 }
 CLASSED: dict[str, re.Pattern] = {
@@ -88,7 +87,7 @@ def _around(low: bytes, word: bytes, before: int = 16, after: int = 24) -> bytes
 def markup_counts(low: bytes) -> dict[str, int]:
     """How many formula-markup items of each kind the raw page (lower-cased bytes) holds (the non-zero ones)."""
     out: Counter[str] = Counter()
-    for text, table in ((_around(low, b"math"), AROUND_MATH), (_around(low, b"tex"), AROUND_TEX), (low, WHOLE)):
+    for text, table in ((_around(low, b"math"), AROUND_MATH), (low, WHOLE)):
         if text:
             for name, literals in table.items():
                 out[name] += sum(text.count(lit) for lit in literals)
