@@ -94,12 +94,16 @@ def train(
                        f"R={val['recall']:.4f} F1={val['f1']:.4f}; test sites P={test.get('precision', 0):.4f} "
                        f"R={test.get('recall', 0):.4f} F1={test.get('f1', 0):.4f}; general pages let through "
                        f"{val['general_pass']:.3f} / {_pass(test):.3f}")
-            typer.echo("  test sites by language: " + ", ".join(
-                f"{r['group']} F1={r['f1']:.3f} ({r['math']} math/{r['general']} general)"
-                for r in test.get("per_language", [])))
+            typer.echo("  test sites by language: " + ", ".join(map(_group, test.get("per_language", []))))
     elif v:
         typer.echo(f"validation @ {card['threshold']:.4f}: P={v['precision']:.4f} R={v['recall']:.4f} "
                    f"F1={v['f1']:.4f}  ({card['threshold_rule']})")
+
+
+def _group(r: dict) -> str:
+    if r["math"]:
+        return f"{r['group']} F1={r['f1']:.3f} ({r['math']} math/{r['general']} general)"
+    return f"{r['group']} {r['fp']}/{r['general']} general kept"
 
 
 def _pass(m: dict) -> float:
