@@ -61,7 +61,11 @@ def dedup(
                                      "aside)."),
     symbol_change_rate: float = typer.Option(_D.symbol_change_rate, "--symbol-change-rate", min=0, max=1,
                                              help="Math symbols (numbers, variables, TeX, operators) replaced by "
-                                             "others, allowed per token (negative disables)."),
+                                             "others, allowed per token beyond --symbol-exact-tokens."),
+    symbol_exact_tokens: int = typer.Option(_D.symbol_exact_tokens, "--symbol-exact-tokens", min=0,
+                                            help="Texts this short may not replace any math symbol."),
+    frames: bool = typer.Option(_D.frames, "--frames/--no-frames",
+                                help="Text only one side has at the very start/end (no math) is not an edit."),
     priority: str = typer.Option(",".join(_P.order), "--priority",
                                  help="Survivor order: fields from source, math_score, quality_tier, length."),
     source_rank: str = typer.Option(",".join(_P.source_rank), "--source-rank",
@@ -90,7 +94,7 @@ def dedup(
         settings = DedupSettings(
             shingle_size=shingle_size, num_perm=num_perm, lsh_threshold=lsh_threshold, bands=bands, rows=rows,
             verify_threshold=verify_threshold, metric=metric, edit_rate=edit_rate, exact_tokens=exact_tokens,
-            symbol_change_rate=symbol_change_rate,
+            symbol_change_rate=symbol_change_rate, symbol_exact_tokens=symbol_exact_tokens, frames=frames,
             priority=[p.strip() for p in priority.split(",") if p.strip()],
             source_rank=[s.strip() for s in source_rank.split(",") if s.strip()], cluster_rounds=cluster_rounds,
             tasks=tasks, against_index_dir=against_index, save_index_dir=save_index)
