@@ -45,8 +45,8 @@ class DecontamConfig:
     min_line_tokens: int = 4
     reworded: bool = True
     reword_min_numbers: int = 2
-    reword_similarity: float = 0.75  # chosen on the dev split of bench/bench_decontam.py
-    reword_similarity_answer: float = 0.5
+    reword_similarity: float = 0.8  # both chosen on the dev split of bench/bench_decontam.py
+    reword_similarity_answer: float = 0.8
     reword_span: float = 3.0
     near_miss_ratio: float = 0.3  # n-gram hits rejected by LCS (and reworded candidates) above this are listed
 

@@ -12,6 +12,7 @@ collisions never produce a match.
 from __future__ import annotations
 
 import pickle
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from itertools import repeat
@@ -119,7 +120,7 @@ class NGramIndex:
     texts: list[str] = field(default_factory=list)  # each part's text as in the eval file (for the report)
     pair_answers: dict[int, list[int]] = field(default_factory=dict)  # short question -> its short answer parts
     reworded: RewordIndex | None = None
-    words: frozenset[str] = frozenset()  # Latin words of the eval vocabulary (splits spaced-out letter runs)
+    words: dict[str, int] = field(default_factory=dict)  # Latin eval words, counted (splits spaced-out runs)
 
     # ---- building ----------------------------------------------------------------------------------------
 
@@ -207,7 +208,9 @@ class NGramIndex:
             return _Table.build(kk, pp, np.concatenate(pos) if pos else np.zeros(len(kk), np.int32))
 
         reworded = RewordIndex.build(questions, config) if config.reworded else None
-        words = frozenset(t for t in vocab if t.isascii() and t.isalpha())
+        counts = Counter(int(t) for t in tokens.tolist())
+        inverse = {i: t for t, i in vocab.items()}
+        words = {inverse[i]: n for i, n in counts.items() if inverse[i].isascii() and inverse[i].isalpha()}
         return cls(config, vocab, values, parts, offsets, tokens, table(keys, kpart, kpos), table(skeys, spart, None),
                    described, texts, pair_answers, reworded, words)
 

@@ -6,7 +6,8 @@ two numbers, "\\ f r a c" four letters). Each rule below only deletes spaces (or
 command), so it is applied to eval items and documents alike; dedup keeps :mod:`corpus.normalize` as it is.
 
 * ``spaced``: a run of >= 5 single characters separated by blanks is joined; gaps of 2+ blanks are word
-  boundaries; a joined run of letters with no such gap is split into known words when a vocabulary is given.
+  boundaries; a joined run of letters with no such gap is split into known words when a vocabulary is given
+  (with word counts: the most probable split under a unigram model).
 * ``cjk``: in CJK-dominant text, a single space between digits / decimal points is removed ("有 5 0 个").
 * ``tex``: ``\\`` followed by single spaced letters is rejoined to the longest known TeX command ("\\ s q r t x").
 * ``decimal``: "4 .20" -> "4.20" (a space before a decimal point glued to its digits).
@@ -14,8 +15,9 @@ command), so it is applied to eval items and documents alike; dedup keeps :mod:`
 
 from __future__ import annotations
 
+import math
 import re
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping
 
 from corpus.normalize import CJK_CHARS, math_tokens, source_token_spans
 
@@ -60,20 +62,23 @@ def _tex_edits(text: str) -> list[Edit]:
 
 
 def _segment(blob: str, words: Collection[str]) -> str | None:
-    """``blob`` split into the fewest known words (>= 2 letters, or 'a'/'i'), or None."""
+    """``blob`` split into known words (>= 2 letters, or 'a'/'i'), or None. With word counts (a mapping), the
+    most probable split under a unigram model ("times an even", not "time san even"); else the fewest words."""
     low = blob.casefold()
     n = len(low)
-    best: list[tuple[int, int] | None] = [None] * (n + 1)  # (pieces, previous cut)
-    best[0] = (0, 0)
+    counts = words if isinstance(words, Mapping) else None
+    log_total = math.log(sum(counts.values()) + 1) if counts else 0.0
+    best: list[tuple[float, int] | None] = [None] * (n + 1)  # (cost, previous cut)
+    best[0] = (0.0, 0)
     for i in range(n):
         if best[i] is None:
             continue
         for j in range(i + 1, min(n, i + 20) + 1):
             w = low[i:j]
             if (len(w) > 1 or w in ("a", "i")) and w in words:
-                cand = (best[i][0] + 1, i)
-                if best[j] is None or cand[0] < best[j][0]:
-                    best[j] = cand
+                cost = best[i][0] + (log_total - math.log(counts[w]) if counts else 1.0)
+                if best[j] is None or cost < best[j][0]:
+                    best[j] = (cost, i)
     if best[n] is None:
         return None
     cuts, j = [], n
@@ -91,7 +96,7 @@ def _spaced_edits(text: str, words: Collection[str] | None) -> list[Edit]:
         pieces = re.split(r"[ \t]{2,}", run)
         joined = [_GAP.sub("", p) for p in pieces]
         if words is not None and len(pieces) == 1:
-            joined = [re.sub(r"[^\W\d_]{6,}", lambda w: _segment(w.group(), words) or w.group(), joined[0])]
+            joined = [re.sub(r"[^\W\d_]{2,}", lambda w: _segment(w.group(), words) or w.group(), joined[0])]
         out.append((m.start(), m.end(), " ".join(joined)))
     return out
 

@@ -154,6 +154,15 @@ def _stem(w: str) -> str:
 _TEX_COMMAND = re.compile(r"\\[a-zA-Z]+")
 
 
+def raw_words(text: str) -> set[str]:
+    """Lower-cased English words of ``text`` as written (no stemming): cheap, for anchor lookups."""
+    return set(_WORD_RE.findall(text.casefold()))
+
+
+def stem(word: str) -> str:
+    return _stem(word)
+
+
 def content_words(text: str) -> set[str]:
     """Stemmed English words (not stopwords, number words or TeX commands), plus CJK character bigrams."""
     low = _TEX_COMMAND.sub(" ", text).casefold()

@@ -10,7 +10,8 @@ that span of the document (containment = share of the question's stemmed content
 weighted by its inverse document frequency over the eval questions, so "find" and "value" weigh little).
 Questions with too few numbers (most MATH problems) are also retrieved by any of their TeX formulas of at
 least ``FORMULA_MIN_TOKENS`` tokens found verbatim (after normalization) in the document: rewordings keep
-formulas. No model, no network.
+formulas; and those with neither, by their two rarest words (names, rare terms), confirmed the same way.
+No model, no network.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from typing import Any
 
 from decontam.config import DecontamConfig
 from decontam.evalsets import ItemPart
-from decontam.numbers import canonical, content_words, numbers
+from decontam.numbers import STOPWORDS, canonical, content_words, numbers, raw_words, stem
 
 IGNORED_VALUES = frozenset({"0", "1"})
 COMMON_VALUES = frozenset({"2", "3", "4", "5", "6", "7", "8", "9", "10", "12", "0.5"})
@@ -75,7 +76,7 @@ class RewordItem:
     answer: str | None
     words: frozenset[str]
     length: int  # characters of the question
-    by_numbers: bool = True  # retrieved by its numbers (else only by one of its formulas)
+    by_numbers: bool = True  # retrieved by its numbers (else by one of its formulas or its rarest words)
 
 
 @dataclass(frozen=True)
@@ -95,23 +96,33 @@ class RewordIndex:
     idf: dict[str, float] = field(default_factory=dict)
     totals: list[float] = field(default_factory=list)  # each item's summed word weight
     formulas: dict[str, list[int]] = field(default_factory=dict)  # a question's formula (tokens) -> items
+    rare_words: dict[str, list[int]] = field(default_factory=dict)  # word -> items it anchors (few numbers)
 
     @classmethod
     def build(cls, questions: list[tuple[int, ItemPart, str | None]], config: DecontamConfig) -> RewordIndex:
         """``questions``: (part index, question part, final answer) of every eval item."""
         items: list[RewordItem] = []
         by_formula: dict[str, list[int]] = defaultdict(list)
+        lexical: list[tuple[int, set[str]]] = []  # (item, its raw words): items retrieved by rare words
         for idx, part, answer in questions:
             values = tuple(sorted({v for v, _ in numbers(part.text)} - IGNORED_VALUES))
             words = frozenset(content_words(part.text))
             need = min_words(values)
             by_numbers = len(values) >= config.reword_min_numbers and need is not None and len(words) >= need
             keys = [f for f, _ in formulas(part.text)] if len(words) >= FORMULA_MIN_WORDS else []
-            if by_numbers or keys:
+            if by_numbers or keys or len(words) >= LEXICAL_MIN_WORDS:
                 for f in set(keys):
                     by_formula[f].append(len(items))
+                if not by_numbers and not keys:
+                    lexical.append((len(items), raw_words(part.text)))
                 items.append(RewordItem(idx, values, answer, words, len(part.text), by_numbers))
         df = Counter(w for it in items for w in it.words)
+        rare_words: dict[str, list[int]] = defaultdict(list)
+        for k, raw in lexical:
+            cands = sorted((df[stem(w)], w) for w in raw if len(w) >= 4 and w not in STOPWORDS and stem(w) in df)
+            for n, w in cands[:2]:
+                if n <= LEXICAL_MAX_DF:
+                    rare_words[w].append(k)
         idf = {w: math.log((1 + len(items)) / (1 + n)) + 1.0 for w, n in df.items()}
         freq = Counter(v for it in items for v in it.values)
         anchors: dict[str, list[int]] = defaultdict(list)
@@ -123,7 +134,7 @@ class RewordIndex:
                 anchors[v].append(k)
         shared = {f for f, ks in by_formula.items() if len(ks) > 3}  # a formula many items share says nothing
         return cls(items, dict(anchors), idf, [sum(idf[w] for w in it.words) for it in items],
-                   {f: ks for f, ks in by_formula.items() if f not in shared})
+                   {f: ks for f, ks in by_formula.items() if f not in shared}, dict(rare_words))
 
     def weight(self, words: Iterable[str]) -> float:
         return sum(self.idf.get(w, 1.0) for w in words)
@@ -138,9 +149,18 @@ class RewordIndex:
             for f, span in formulas(text):
                 for k in self.formulas.get(f, ()):
                     formula_at.setdefault(k, span)
-        if not positions and not formula_at:
+        word_at: dict[int, tuple[int, int]] = {}  # item -> span around one of its rare words in the document
+        if self.rare_words:
+            low = None
+            for w in raw_words(text) & self.rare_words.keys():
+                low = low if low is not None else text.casefold()
+                p = low.find(w)
+                for k in self.rare_words[w]:
+                    half = self.items[k].length // 2
+                    word_at.setdefault(k, (max(0, p - half), p + half))
+        if not positions and not formula_at and not word_at:
             return []
-        cands: set[int] = set(formula_at)
+        cands: set[int] = set(formula_at) | set(word_at)
         for v in positions:
             cands.update(self.anchors.get(v, ()))
         hits: list[RewordHit] = []
@@ -151,8 +171,8 @@ class RewordIndex:
             found = [v for v in it.values if v in positions]
             by_numbers = it.by_numbers and len(found) >= max(len(it.values) - _allowed_missing(it),
                                                              config.reword_min_numbers)
-            if not by_numbers and k not in formula_at:
-                continue
+            if not by_numbers and (len(found) < len(it.values) or (k not in formula_at and k not in word_at)):
+                continue  # by a formula or rare words: the question's few numbers must all be there too
             if doc_words is None:
                 doc_words = content_words(text)
             shared = it.words & doc_words
@@ -162,7 +182,7 @@ class RewordIndex:
             if self.weight(shared) < floor * total:  # not even in the whole document
                 continue
             span = _near_span(positions, found, config.reword_span * it.length) if by_numbers else None
-            span = span or formula_at.get(k)
+            span = span or formula_at.get(k) or word_at.get(k)
             if span is None:
                 continue
             slack = it.length // 2
@@ -191,6 +211,8 @@ class RewordIndex:
 
 FORMULA_MIN_TOKENS = 5  # a formula this long (normalized tokens) identifies its question
 FORMULA_MIN_WORDS = 3
+LEXICAL_MIN_WORDS = 6  # a question with neither numbers nor a long formula is retrieved by its 2 rarest words
+LEXICAL_MAX_DF = 5  # ... when they occur in at most this many eval questions
 _PROSE = re.compile(r"(?<![\\a-zA-Z])[a-zA-Z]{3,} [a-zA-Z]{3,}")
 _FORMULA = re.compile(r"\$\$(.+?)\$\$|\$(.+?)\$|\\\[(.+?)\\\]|\\\((.+?)\\\)", re.S)
 

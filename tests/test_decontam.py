@@ -288,10 +288,10 @@ def test_short_items_with_solution_alone_on_a_line_and_not_inside_prose(small_se
 
 
 def test_reworded_item_is_found_with_its_evidence_and_the_tier_can_be_turned_off(small_sets, index, evalsets_root):
-    # GSM8K test L1, reworded by hand: synonyms, clause order, number words <-> digits
-    reworded = ("Every day Janet's ducks produce sixteen eggs. Each morning 3 of them are eaten by her at "
-                "breakfast, and 4 go into the muffins she bakes for her pals daily. The rest she sells at the "
-                "farmers' market, at $2 for each fresh duck egg. What does she earn in dollars each day there?")
+    # GSM8K test L1, reworded by hand: synonyms, clause order, voice, number words <-> digits
+    reworded = ("Janet's ducks lay sixteen eggs every day. She bakes muffins for her pals daily with 4, and each "
+                "morning 3 are eaten for breakfast. The remainder is sold at the farmers' market for $2 per fresh "
+                "duck egg. In dollars, what does she make at the market each day?")
     m = Matcher(index)
     found = m.find(f"{HOST}\n{reworded}\n{HOST}")
     assert found and (found[0].evalset, found[0].item_id, found[0].rule) == ("gsm8k", "L1", "reworded")

@@ -48,8 +48,8 @@ def test_cli_writes_kept_removed_and_reports(tmp_path, docs, shared_data):
 
 def test_cli_reworded_tier_is_on_by_default_and_has_an_off_flag(tmp_path, repo):
     """A reworded demo item (same numbers, other words and order) is removed by default, kept with --no-reworded."""
-    doc = ("Saturday's tally at the bakery: forty-eight items went out the door and the till held $121. "
-           "Cookies were priced at $2 apiece, muffins at $3 apiece. Work out the count of muffins sold.")
+    doc = ("On Saturday the bakery collected $121 after it sold forty-eight items in total. Cookies go for $2 each "
+           "and muffins for $3 each at this bakery. What number of muffins were sold by the bakery on Saturday?")
     src = tmp_path / "r.jsonl"
     src.write_text(json.dumps({"id": "r1", "text": doc}) + "\n")
     outs = {}
