@@ -492,6 +492,48 @@ def speed_benchmark(work: str, sizes: list[int], workers: int, repeats: int = 1,
     return out
 
 
+SIGNATURE_CODE = """
+import json, sys, time
+import pyarrow.parquet as pq
+from corpus.dedup import DedupConfig
+from corpus.dedup.minhash import band_keys, doc_features, signatures
+texts = pq.read_table(sys.argv[1], columns=["text"]).column("text").to_pylist()[: int(sys.argv[2])]
+cfg = DedupConfig()
+t0 = time.process_time()
+feats = [doc_features(x, cfg.shingle_size) for x in texts]
+t1 = time.process_time()
+keys = band_keys(signatures([f.shingles for f in feats], cfg), cfg)
+t2 = time.process_time()
+import xxhash
+print(json.dumps({"features": t1 - t0, "minhash": t2 - t1, "digest": xxhash.xxh64_hexdigest(keys.tobytes())}))
+"""
+
+
+def signature_cost(work: str, n: int, trees: list[str], repeats: int = 3) -> dict:
+    """CPU of the signature computation (features, then MinHash + band keys) on the first ``n`` documents of
+    the 100k speed input, for this checkout and for other source trees (e.g. ``git archive COMMIT corpus | tar
+    -x -C DIR``), alternating, each in its own process; medians. Equal band-key digests = identical signatures."""
+    folder = f"{work}/scale_100000"
+    if not os.path.exists(f"{folder}/parquet"):
+        write_inputs(scale_documents(100_000), folder, 2)
+    runs: dict[str, list[dict]] = {t: [] for t in [str(REPO), *trees]}
+    for _ in range(repeats):
+        for tree in runs:
+            p = subprocess.run([sys.executable, "-c", SIGNATURE_CODE, f"{folder}/parquet/00000.parquet", str(n)],
+                               env={**os.environ, "PYTHONPATH": tree}, cwd=tree, capture_output=True, text=True,
+                               check=True)
+            runs[tree].append(json.loads(p.stdout))
+    print(f"\n## signature computation, {n:,} documents, CPU seconds (median of {repeats})\n")
+    print("| source tree | features | MinHash + band keys | total | band-key digest |\n|---|---|---|---|---|")
+    out = {}
+    for tree, rs in runs.items():
+        f, m = (float(np.median([r[k] for r in rs])) for k in ("features", "minhash"))
+        print(f"| {'this checkout' if tree == str(REPO) else tree} | {f:.2f} | {m:.2f} | {f + m:.2f} | "
+              f"{rs[0]['digest']} |")
+        out[tree] = {"features": f, "minhash": m, "digest": rs[0]["digest"]}
+    return out
+
+
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "--child":
         system, folder, out, workers, shards = sys.argv[2:7]
@@ -504,7 +546,8 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--repeats", type=int, default=1, help="speed runs per system (median reported)")
     ap.add_argument("--systems", default=",".join(SYSTEMS), help="speed: systems to run (comma-separated)")
-    ap.add_argument("--only", choices=("planted", "evalsets", "speed", "sweep"), default=None,
+    ap.add_argument("--trees", default="", help="signatures: other source trees to compare (comma-separated)")
+    ap.add_argument("--only", choices=("planted", "evalsets", "speed", "sweep", "signatures"), default=None,
                     help="one part (sweep: verification settings around the defaults, in-process; not in the default)")
     args = ap.parse_args()
     os.makedirs(args.workdir, exist_ok=True)
@@ -513,6 +556,8 @@ def main() -> None:
         results["planted"] = planted_benchmark(args.workdir, 30 if args.quick else 120, args.workers)
     if args.only in (None, "evalsets"):
         results["evalsets"] = evalset_benchmark(args.workdir, args.workers)
+    if args.only == "signatures":
+        results["signatures"] = signature_cost(args.workdir, 10_000, [t for t in args.trees.split(",") if t])
     if args.only == "sweep":
         results["sweep"] = verification_sweep(30 if args.quick else 120)
     if args.only in (None, "speed"):
