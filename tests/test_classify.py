@@ -571,3 +571,31 @@ def test_recall_round_expands_a_math_site_of_real_pages(web_model, shared_data, 
     cands = [json.loads(x) for x in (out / "round_01" / "candidates.jsonl").read_text().splitlines()]
     assert cands and {c["id"] for c in cands} == expected
     assert all(c["url"].startswith("https://blog.phantom0174.online/") for c in cands)
+
+
+def test_classify_stage_trains_with_pages(seed, shared_data, tmp_path):
+    """The classify stage's train block takes page lists (paths relative to the manifest) like the CLI."""
+    from types import SimpleNamespace
+
+    from pipelines.manifest import load_manifest
+    from pipelines.stages.classify import train_models
+
+    rows = [r for r in _page_rows(shared_data, per_site_label=1) if r["lang"] in ("en", "zh")][:40]
+    _write(tmp_path / "lists" / "pages.jsonl", rows)
+    (tmp_path / "m.yaml").write_text(f"""
+name: classify-pages
+inputs:
+  - {{name: docs, source: web, paths: [{seed['pos_test']}]}}
+stages:
+  - stage: classify
+    train:
+      default: {{positives_paths: [{seed['pos']}], negatives_paths: [{seed['neg']}], pages_paths: [lists/pages.jsonl],
+                page_repeat: 4, dim: 16, epoch: 20, lr: 0.2, min_count: 1, bucket: 100000}}
+""")
+    settings = load_manifest(tmp_path / "m.yaml").stages[0].settings
+    block = settings.train["default"]
+    assert block.pages_paths == [str(tmp_path / "lists" / "pages.jsonl")]
+    models = train_models(settings, SimpleNamespace(stage_dir=str(tmp_path / "stage")), progress=lambda s: None)
+    card = json.loads((Path(models["default"]) / "model.json").read_text())
+    assert card["params"]["page_repeat"] == 4 and sum(card["site_split"]["pages"].values()) == len(rows)
+    assert card["threshold_rule"].endswith("on the validation sites")

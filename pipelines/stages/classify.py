@@ -28,6 +28,9 @@ class TrainBlock(BaseModel):
     model_config = ConfigDict(extra="forbid")
     positives_paths: list[str] = Field(min_length=1, description="math documents")
     negatives_paths: list[str] = Field(min_length=1, description="general documents")
+    pages_paths: list[str] = Field(default_factory=list, description="labelled page lists (file, label, site ...), "
+                                   "split by site: train sites join the data, validation sites pick the threshold")
+    page_repeat: int = Field(8, ge=1, description="times each train-site page counts")
     model_dir: str | None = Field(None, description="where to write the model (default: the stage's models/)")
     dim: int = Field(256, ge=1)
     lr: float = Field(0.1, gt=0)
@@ -46,7 +49,8 @@ class TrainBlock(BaseModel):
     def params(self):
         from classifiers.model import TrainParams
 
-        return TrainParams(**self.model_dump(exclude={"positives_paths", "negatives_paths", "model_dir"}))
+        skip = {"positives_paths", "negatives_paths", "pages_paths", "model_dir"}
+        return TrainParams(**self.model_dump(exclude=skip))
 
 
 class ClassifySettings(StageSettings):
@@ -126,7 +130,8 @@ def train_models(settings: ClassifySettings, ctx: StageContext, progress=print) 
     out = {}
     for source, block in settings.train.items():
         model_dir = block.model_dir or f"{ctx.stage_dir}/models/{source}"
-        card = train_from_files(model_dir, block.positives_paths, block.negatives_paths, block.params(), reuse=True)
+        card = train_from_files(model_dir, block.positives_paths, block.negatives_paths, block.params(),
+                                pages=block.pages_paths, reuse=True)
         v = card.get("validation", {}).get("at_threshold", {})
         progress(f"    classify: model {source!r} at {model_dir} (threshold {card['threshold']:.3f}, "
                  f"validation P={v.get('precision', float('nan')):.3f} R={v.get('recall', float('nan')):.3f})")
