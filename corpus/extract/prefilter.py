@@ -21,18 +21,14 @@ from typing import Any
 
 Scorer = Callable[[str], float]
 
-# formula markup in raw bytes (lower-cased), counted with bytes.count (a C loop): each literal is a formula or a
-# formula engine's own container. Literals holding "math" are counted in the bytes around that word only
-# (``_around``: most pages hold few of them), the others in the whole page ("tex" is in every "text").
-AROUND_MATH: dict[str, tuple[bytes, ...]] = {
+# formula markup in raw bytes (lower-cased): each literal is a formula or a formula engine's own container
+MARKUP: dict[str, tuple[bytes, ...]] = {
     "mathml": (b"<math", b"<m:math"),
     "tex_script": (b"math/tex",),
-    "latex_img": (b"mwe-math-fallback", b"_images/math/", b"class=\"math\"", b"class=\"math-"),
+    "latex_img": (b"mwe-math-fallback", b"_images/math/", b"class=\"math\"", b"class=\"math-", b"codecogs",
+                  b"alt=\"\\", b"alt='\\", b"latex.php", b"mimetex", b"arithmatex"),
     "d_math": (b"<d-math", b"<dt-math"),
-}
-WHOLE: dict[str, tuple[bytes, ...]] = {
     "tex_delims": (b"\\(", b"\\[", b"$$", b"\\begin{"),
-    "latex_img": (b"codecogs", b"alt=\"\\", b"alt='\\", b"latex.php", b"mimetex", b"arithmatex"),
     "mjx": (b"<mjx-container",),
 }
 CLASSED: dict[str, re.Pattern] = {
@@ -41,6 +37,15 @@ CLASSED: dict[str, re.Pattern] = {
 }
 HTML_LANG = re.compile(rb"<html[^>]{0,300}?\slang=[\"']?([a-z]{2,3})")
 ENGINES = (b"mathjax", b"katex", b"mathml", b"asciimath")
+
+# words of math prose (English and Chinese, lower-cased bytes): word problems carry no markup
+MATH_WORDS = (b"equation", b"theorem", b"formula", b"geometry", b"algebra", b"arithmetic", b"calculus",
+              b"probabilit", b"lemma", b"integral", b"derivative", b"polynomial", *(w.encode() for w in (
+                  "数学", "方程", "定理", "函数")))
+# every literal the first pass looks for: one Aho-Corasick pass over the page counts them all
+LITERALS: tuple[bytes, ...] = tuple(dict.fromkeys(
+    [lit for lits in MARKUP.values() for lit in lits] + [*ENGINES, *MATH_WORDS, b"math", b"math."]))
+_scanner = None
 
 
 @dataclass
@@ -75,39 +80,34 @@ class Signals:
         return {k: v for k, v in asdict(self).items() if v not in ({}, "")}
 
 
-def _around(low: bytes, word: bytes, before: int = 16, after: int = 24) -> bytes:
-    """The bytes around every occurrence of ``word``, joined (a small index for the literals holding it)."""
-    parts, i, n = [], low.find(word), len(word)
-    while i >= 0:
-        parts.append(low[max(0, i - before):i + n + after])
-        i = low.find(word, i + n + after)
-    return b"|".join(parts)
+def literal_counts(low: bytes) -> dict[bytes, int]:
+    """How often each of :data:`LITERALS` occurs in the page's lower-cased bytes (the non-zero ones), from one
+    multi-pattern scan (``ahocorasick_rs``, overlapping matches: ``math`` is also counted inside ``<math``)."""
+    global _scanner
+    if _scanner is None:
+        from ahocorasick_rs import BytesAhoCorasick
+
+        _scanner = BytesAhoCorasick(list(LITERALS))
+    hits = Counter(i for i, _, _ in _scanner.find_matches_as_indexes(low, overlapping=True))
+    return {LITERALS[i]: n for i, n in hits.items()}
 
 
-def markup_counts(low: bytes) -> dict[str, int]:
-    """How many formula-markup items of each kind the raw page (lower-cased bytes) holds (the non-zero ones)."""
-    out: Counter[str] = Counter()
-    for text, table in ((_around(low, b"math"), AROUND_MATH), (low, WHOLE)):
-        if text:
-            for name, literals in table.items():
-                out[name] += sum(text.count(lit) for lit in literals)
+def markup_counts(low: bytes, hits: Mapping[bytes, int] | None = None) -> dict[str, int]:
+    """How many formula-markup items of each kind the raw page (lower-cased bytes) holds (the non-zero ones);
+    ``hits``: its :func:`literal_counts` when already known."""
+    hits = literal_counts(low) if hits is None else hits
+    out = {name: sum(hits.get(lit, 0) for lit in lits) for name, lits in MARKUP.items()}
     for name, rx in CLASSED.items():
-        if name.encode() in low:
-            out[name] += len(rx.findall(low))
+        if name.encode() in hits:
+            out[name] = len(rx.findall(low))
     return {k: v for k, v in out.items() if v}
 
 
-# words of math prose (English and Chinese, lower-cased bytes): word problems carry no markup
-MATH_WORDS = (b"equation", b"theorem", b"formula", b"geometry", b"algebra", b"arithmetic", b"calculus",
-              b"probabilit", b"lemma", b"integral", b"derivative", b"polynomial", *(w.encode() for w in (
-                  "数学", "方程", "定理", "函数")))
-
-
-def math_cue(low: bytes, formulas: int) -> bool:
+def math_cue(hits: Mapping[bytes, int], formulas: int) -> bool:
     """Whether the raw page gives any hint of math: formula markup, the word "math" other than JavaScript's
     ``Math.`` object (mathematics, mathjax, math class names, URLs) or a word of math prose. Pages without one
     are neither decoded nor parsed."""
-    return formulas > 0 or low.count(b"math") > low.count(b"math.") or any(w in low for w in MATH_WORDS)
+    return formulas > 0 or hits.get(b"math", 0) > hits.get(b"math.", 0) or any(w in hits for w in MATH_WORDS)
 
 
 def fast_view(html: str, max_chars: int = 20_000) -> str:
@@ -134,8 +134,9 @@ def first_pass_signals(raw: bytes, html: str | Callable[[], str], scorer: Scorer
     from resiliparse.parse.lang import detect_fast
 
     low = raw.lower()
-    sig = Signals(markup=markup_counts(low), engine=any(e in low for e in ENGINES))
-    sig.cue = math_cue(low, sig.formulas)
+    hits = literal_counts(low)
+    sig = Signals(markup=markup_counts(low, hits), engine=any(e in hits for e in ENGINES))
+    sig.cue = math_cue(hits, sig.formulas)
     if not sig.cue:
         m = HTML_LANG.search(low, 0, 20_000)
         sig.lang = m.group(1).decode() if m else ""
