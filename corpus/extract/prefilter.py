@@ -42,9 +42,16 @@ ENGINES = (b"mathjax", b"katex", b"mathml", b"asciimath")
 MATH_WORDS = (b"equation", b"theorem", b"formula", b"geometry", b"algebra", b"arithmetic", b"calculus",
               b"probabilit", b"lemma", b"integral", b"derivative", b"polynomial", *(w.encode() for w in (
                   "数学", "方程", "定理", "函数")))
+# where code starts and ends: TeX delimiters inside <script>/<style> are JavaScript, JSON or CSS, not formulas
+OPENERS, CLOSERS = (b"<script", b"<style"), (b"</script", b"</style")
+IN_CODE = b"in_code:"  # key prefix of the TeX-delimiter counts inside code (see literal_counts)
 # every literal the first pass looks for: one Aho-Corasick pass over the page counts them all
 LITERALS: tuple[bytes, ...] = tuple(dict.fromkeys(
-    [lit for lits in MARKUP.values() for lit in lits] + [*ENGINES, *MATH_WORDS, b"math", b"math."]))
+    [lit for lits in MARKUP.values() for lit in lits]
+    + [*ENGINES, *MATH_WORDS, b"math", b"math.", *OPENERS, *CLOSERS]))
+_OPEN = frozenset(LITERALS.index(x) for x in OPENERS)
+_CLOSE = frozenset(LITERALS.index(x) for x in CLOSERS)
+_DELIM = frozenset(LITERALS.index(x) for x in MARKUP["tex_delims"])
 _scanner = None
 
 
@@ -82,21 +89,35 @@ class Signals:
 
 def literal_counts(low: bytes) -> dict[bytes, int]:
     """How often each of :data:`LITERALS` occurs in the page's lower-cased bytes (the non-zero ones), from one
-    multi-pattern scan (``ahocorasick_rs``, overlapping matches: ``math`` is also counted inside ``<math``)."""
+    multi-pattern scan (``ahocorasick_rs``, overlapping matches: ``math`` is also counted inside ``<math``).
+    TeX delimiters met inside ``<script>``/``<style>`` are also counted under ``IN_CODE + literal``: on a page
+    without a math engine, code (regular expressions, JSON, jQuery's ``$$``) is no formula markup."""
     global _scanner
     if _scanner is None:
         from ahocorasick_rs import BytesAhoCorasick
 
         _scanner = BytesAhoCorasick(list(LITERALS))
-    hits = Counter(i for i, _, _ in _scanner.find_matches_as_indexes(low, overlapping=True))
-    return {LITERALS[i]: n for i, n in hits.items()}
+    hits: Counter[int] = Counter()
+    hidden: Counter[int] = Counter()
+    in_code = False
+    for i, _, _ in _scanner.find_matches_as_indexes(low, overlapping=True):  # in the order of the page
+        hits[i] += 1
+        if i in _OPEN:
+            in_code = True
+        elif i in _CLOSE:
+            in_code = False
+        elif in_code and i in _DELIM:
+            hidden[i] += 1
+    return {LITERALS[i]: n for i, n in hits.items()} | {IN_CODE + LITERALS[i]: n for i, n in hidden.items()}
 
 
 def markup_counts(low: bytes, hits: Mapping[bytes, int] | None = None) -> dict[str, int]:
     """How many formula-markup items of each kind the raw page (lower-cased bytes) holds (the non-zero ones);
     ``hits``: its :func:`literal_counts` when already known."""
     hits = literal_counts(low) if hits is None else hits
-    out = {name: sum(hits.get(lit, 0) for lit in lits) for name, lits in MARKUP.items()}
+    code = 0 if any(e in hits for e in ENGINES) else 1  # a math engine's config lists its delimiters: they count
+    out = {name: sum(hits.get(lit, 0) - code * hits.get(IN_CODE + lit, 0) for lit in lits)
+           for name, lits in MARKUP.items()}
     for name, rx in CLASSED.items():
         if name.encode() in hits:
             out[name] = len(rx.findall(low))
