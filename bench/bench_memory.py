@@ -255,10 +255,14 @@ def _runs(s: dict) -> str:
 
 
 def report_throughput(r: dict, ten: dict) -> None:
-    print(f"\nThroughput (documents per CPU-second = per core, {ten['documents']}-document run)")
+    seed = r.get("seed") or {}
+    per_doc = seed["tokens"] / seed["documents"] if seed.get("documents") else 0.0
+    print(f"\nThroughput (documents per CPU-second = per core, {ten['documents']}-document run; tokens/s = docs/s x "
+          f"{per_doc:,.0f} Qwen2 tokens per seed document)")
     for name in r["stages"]:
         s = ten["ours"][name]
-        print(f"{name:<22}{s['docs_in'] / cpu(s):>10.0f}   ({s['docs_in']} docs, {s['tasks']} tasks, "
+        print(f"{name:<22}{s['docs_in'] / cpu(s):>10.0f}{s['docs_in'] / cpu(s) * per_doc:>12,.0f} tok/s   "
+              f"({s['docs_in']} docs, {s['tasks']} tasks, "
               f"{cpu(s):.1f} CPU-s, {s['task_seconds']:.1f} wall-s{_runs(s)})")
     p = ten["peer"]
     print(f"{'datatrove jsonl->jsonl':<22}{ten['documents'] / cpu(p):>10.0f}   ({cpu(p):.1f} CPU-s{_runs(p)})")
@@ -267,7 +271,8 @@ def report_throughput(r: dict, ten: dict) -> None:
           f"{(ex['docs_in'] / cpu(ex)) / (ten['documents'] / cpu(p)):.2f}")
     for kind in ("html", "warc"):
         s = r[kind]
-        print(f"extract from {kind:<9}{s['docs_out'] / cpu(s):>10.1f}   ({s['docs_out']} docs, "
+        tok = f"{s['tokens_out'] / cpu(s):>12,.0f} tok/s" if s.get("tokens_out") else ""
+        print(f"extract from {kind:<9}{s['docs_out'] / cpu(s):>10.1f}{tok}   ({s['docs_out']} docs, "
               f"{cpu(s):.1f} CPU-s, {s['task_seconds']:.1f} wall-s{_runs(s)})")
     print(f"median task peak RSS, {ten['documents']} documents, all stages: "
           f"{statistics.median(x for n in r['stages'] for x in ten['ours'][n]['peak_rss_mb']):.0f} MiB")
