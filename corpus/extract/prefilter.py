@@ -51,7 +51,7 @@ LITERALS: tuple[bytes, ...] = tuple(dict.fromkeys(
     + [*ENGINES, *MATH_WORDS, b"math", b"math.", *OPENERS, *CLOSERS]))
 _OPEN = frozenset(LITERALS.index(x) for x in OPENERS)
 _CLOSE = frozenset(LITERALS.index(x) for x in CLOSERS)
-_DELIM = frozenset(LITERALS.index(x) for x in MARKUP["tex_delims"])
+_DELIM = frozenset(LITERALS.index(x) for x in (*MARKUP["tex_delims"], *MATH_WORDS, b"math", b"math."))
 _scanner = None
 
 
@@ -128,7 +128,11 @@ def math_cue(hits: Mapping[bytes, int], formulas: int) -> bool:
     """Whether the raw page gives any hint of math: formula markup, the word "math" other than JavaScript's
     ``Math.`` object (mathematics, mathjax, math class names, URLs) or a word of math prose. Pages without one
     are neither decoded nor parsed."""
-    return formulas > 0 or hits.get(b"math", 0) > hits.get(b"math.", 0) or any(w in hits for w in MATH_WORDS)
+    def prose(lit: bytes) -> int:
+        return hits.get(lit, 0) - hits.get(IN_CODE + lit, 0)
+
+    return (formulas > 0 or any(e in hits for e in ENGINES) or prose(b"math") > prose(b"math.")
+            or any(prose(w) > 0 for w in MATH_WORDS))
 
 
 def fast_view(html: str, max_chars: int = 20_000) -> str:
