@@ -168,6 +168,26 @@ def test_markup_counts_and_math_rich_domains():
     assert math_rich_domains(pool, known=["m.org"]) == {}
 
 
+def test_tex_delimiters_in_code_count_only_with_a_math_engine(shared_data):
+    from corpus.extract.prefilter import ENGINES, IN_CODE, MARKUP, literal_counts, math_cue
+
+    # Reuters: hundreds of TeX delimiters in its scripts, no math engine -> no formula markup at all
+    low = (shared_data / "web" / "general" / "trafilatura__reuters.com.parasite.html").read_bytes().lower()
+    hits = literal_counts(low)
+    delims = MARKUP["tex_delims"]
+    assert sum(hits.get(d, 0) for d in delims) > 100 and not any(e in hits for e in ENGINES)
+    assert all(hits.get(IN_CODE + d, 0) == hits.get(d, 0) for d in delims)
+    assert "tex_delims" not in markup_counts(low, hits)
+    # ScienceForums: the delimiters are in its MathJax config (a math engine): they count, as in the body
+    low = (shared_data / "web" / "math" / "magichtml__forum__44996889451f80a9.html").read_bytes().lower()
+    hits = literal_counts(low)
+    assert hits.get(IN_CODE + b"\\[", 0) > 0 and markup_counts(low, hits)["tex_delims"] == sum(
+        low.count(d) for d in (b"\\(", b"\\[", b"$$", b"\\begin{"))
+    # cue words only inside a script are no math cue; in prose (or a math engine anywhere) they are
+    assert not math_cue(literal_counts(b"<script>var equation = Math.max(1, 2)</script><p>news</p>"), 0)
+    assert math_cue(literal_counts(b"<script>var x = Math.max(1, 2)</script><p>a quadratic equation</p>"), 0)
+
+
 def test_cli_extract_with_prefilter(shared_data, seed_first_pass, tmp_path):
     from typer.testing import CliRunner
 
