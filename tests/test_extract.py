@@ -368,3 +368,12 @@ def test_cli_extract_books(tmp_path):
     assert res.exit_code == 0, res.output
     rows = read_shards(str(tmp_path / "out" / "corpus")).to_pylist()
     assert len(rows) == 1 and rows[0]["source"] == "book" and rows[0]["id"] == "book/notes.txt#0"
+
+
+def test_latex_image_query_with_an_equals_sign_is_the_tex():
+    """mimetex/codecogs put the TeX in the query, '=' included; a query of named parameters is not TeX."""
+    html = page('<p>Let <img src="/cgi-bin/mimetex.cgi?f(z)=\\exp(z)-1"> and '
+                '<img src="https://latex.codecogs.com/gif.latex?x%3D5"> and '
+                '<img src="https://s0.wp.com/latex.php?latex=a%5E2&bg=ffffff"></p>')
+    texs = [f.tex for f in take_formulas(parse_html(html)).formulas]
+    assert texs == ["f(z)=\\exp(z)-1", "x=5", "a^2"]

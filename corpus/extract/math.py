@@ -192,7 +192,9 @@ def _latex_image(img) -> str | None:
             for key in ("latex", "tex", "chl", "eq", "formula"):
                 if qs.get(key):
                     return qs[key][0]
-            if "=" not in query and LATEX_IMG_SRC.search(src):  # codecogs / mimetex: the query is the TeX
+            # codecogs / mimetex: the query is the TeX, "=" included (f(z)=\exp(z)-1); a named-parameter query
+            # with none of the keys above (``a=1&b=2``) is not
+            if "&" not in query and LATEX_IMG_SRC.search(src):
                 return unquote(query)
         title = (img.get("title") or "").strip()
         if title and LATEX_IMG_SRC.search(src):
