@@ -188,6 +188,19 @@ def test_tex_delimiters_in_code_count_only_with_a_math_engine(shared_data):
     assert math_cue(literal_counts(b"<script>var x = Math.max(1, 2)</script><p>a quadratic equation</p>"), 0)
 
 
+def test_page_scored_at_the_threshold_is_a_candidate(shared_data):
+    import math
+
+    from corpus.extract.prefilter import decide, first_pass_signals
+
+    # a threshold is the floor (6 decimals) of the score of the math page it was chosen to keep
+    raw = (shared_data / "web" / "math" / "llmwebkit__math_physicsforums.html").read_bytes()
+    score = 0.5838319
+    sig, _ = first_pass_signals(raw, lambda: decode_with_evidence(raw)[0], lambda text: score)
+    assert sig.cue and sig.formulas < 3
+    assert decide(sig, None, math.floor(score * 1e6) / 1e6, FirstPassSettings()).reason == "score"
+
+
 def test_cli_extract_with_prefilter(shared_data, seed_first_pass, tmp_path):
     from typer.testing import CliRunner
 

@@ -172,7 +172,7 @@ def first_pass_signals(raw: bytes, html: str | Callable[[], str], scorer: Scorer
         sig.lang, score = detect_fast(text[:4000])
         sig.lang_score = float(score)
     if scorer is not None:
-        sig.score = round(float(scorer(model_text(sig, text))), 5)
+        sig.score = round(float(scorer(model_text(sig, text))), 6)  # thresholds are floored to 6 decimals
     return sig, text
 
 
