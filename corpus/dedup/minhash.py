@@ -16,7 +16,7 @@ import numpy as np
 import xxhash
 
 from corpus.dedup.params import DedupConfig
-from corpus.dedup.tokens import classified_tokens, pack_tokens
+from corpus.dedup.tokens import HASH_MASK, Vocab, token_segments
 
 _MIX1 = np.uint64(0xBF58476D1CE4E5B9)
 _MIX2 = np.uint64(0x94D049BB133111EB)
@@ -45,39 +45,51 @@ class DocFeatures:
     tokens: np.ndarray  # uint32 per token, in order: hash | symbol / figure bits (see corpus.dedup.tokens)
 
 
-class _TokenHashes(dict):
-    """token -> xxh3-64 of its UTF-8 bytes, computed once per distinct token (bounded cache)."""
-
-    def __missing__(self, token: str) -> int:
-        if len(self) >= 1 << 18:
-            self.clear()
-        h = self[token] = xxhash.xxh3_64_intdigest(token.encode())
-        return h
-
-
-_TOKEN_HASHES = _TokenHashes()
-
-
-def _hash_tokens(tokens: list[str]) -> np.ndarray:
-    return np.fromiter(map(_TOKEN_HASHES.__getitem__, tokens), dtype=np.uint64, count=len(tokens))
+_VOCAB = Vocab()
+_LOW32 = np.uint64(0xFFFFFFFF)
 
 
 def doc_features(text: str, n: int) -> DocFeatures:
     """Exact key, shingles (hashed token n-grams) and the classified token sequence of ``text``."""
-    tokens, flags = classified_tokens(text)
-    digest = xxhash.xxh3_128_digest(" ".join(tokens).encode("utf-8"))
-    exact = (int.from_bytes(digest[:8], "little"), int.from_bytes(digest[8:], "little"))
-    if not tokens:
-        empty = np.empty(0, dtype=np.uint32)
-        return DocFeatures(exact, empty, empty)
-    th = _hash_tokens(tokens)
-    weights = _odd_constants(n, 7)
-    m = max(1, len(tokens) - n + 1)
-    acc = np.zeros(m, dtype=np.uint64)
-    for k in range(min(n, len(tokens))):
-        acc += th[k : k + m] * weights[k]
-    shingles = np.unique((_mix64(acc) >> np.uint64(32)).astype(np.uint32))
-    return DocFeatures(exact, shingles, pack_tokens(tokens, flags, th))
+    return batch_features([text], n)[0]
+
+
+def batch_features(texts: list[str], n: int) -> list[DocFeatures]:
+    """:func:`doc_features` of each text: tokenized one by one, then hashed, shingled and packed with numpy
+    over the batch's tokens at once (the shingle windows stop at each document's end)."""
+    if len(_VOCAB) >= _VOCAB.limit:
+        _VOCAB.reset()
+    exact, all_tokens, contexts, seg_counts, counts = [], [], [], [], []
+    for text in texts:
+        tokens, ctx, seg = token_segments(text)
+        digest = xxhash.xxh3_128_digest(" ".join(tokens).encode("utf-8"))
+        exact.append((int.from_bytes(digest[:8], "little"), int.from_bytes(digest[8:], "little")))
+        all_tokens += tokens
+        contexts += ctx
+        seg_counts += seg
+        counts.append(len(tokens))
+    total = len(all_tokens)
+    ids = np.fromiter(map(_VOCAB.__getitem__, all_tokens), dtype=np.int64, count=total)
+    th = _VOCAB.hashes[ids]
+    flags = _VOCAB.flags[ids, np.repeat(np.asarray(contexts, dtype=np.int64), seg_counts)]
+    packed = (th & np.uint64(int(HASH_MASK))).astype(np.uint32) | flags
+    cnt = np.asarray(counts, dtype=np.int64)
+    ends = np.cumsum(cnt)
+    starts = ends - cnt
+    doc = np.repeat(np.arange(len(texts), dtype=np.int64), cnt)
+    rel = np.arange(total, dtype=np.int64) - starts[doc]  # position within the document
+    left = cnt[doc] - rel  # tokens from here to the document's end
+    padded = np.concatenate([th, np.zeros(n, dtype=np.uint64)])
+    acc = np.zeros(total, dtype=np.uint64)
+    for k, w in enumerate(_odd_constants(n, 7)):  # a document shorter than n: one shingle of all its tokens
+        acc += np.where(left > k, padded[k : k + total], np.uint64(0)) * w
+    start = (left >= n) | (rel == 0)  # full windows, and the first position of every document
+    keys = (doc[start].astype(np.uint64) << np.uint64(32)) | (_mix64(acc[start]) >> np.uint64(32))
+    keys = np.unique(keys)  # sorted by (document, shingle), unique
+    shingles = (keys & _LOW32).astype(np.uint32)
+    bounds = np.searchsorted(keys >> np.uint64(32), np.arange(len(texts) + 1, dtype=np.uint64))
+    return [DocFeatures(exact[i], shingles[bounds[i] : bounds[i + 1]], packed[starts[i] : ends[i]])
+            for i in range(len(texts))]
 
 
 @lru_cache(maxsize=8)

@@ -61,44 +61,72 @@ def is_symbol(token: str, in_math: bool) -> bool:
     return len(token) == 1 and token not in _NOT_VARIABLES and not _is_cjk(token)
 
 
-class _Flags(dict):
-    """token -> flag bits in one context (plain text, math, figure), computed once per token (bounded cache)."""
+def _bits(token: str, in_math: bool, figure: bool) -> int:
+    return (int(SYMBOL_BIT) if is_symbol(token, in_math) else 0) | (int(FIGURE_BIT) if figure else 0)
 
-    def __init__(self, in_math: bool, figure: bool):
+
+PLAIN, INLINE, FIGURE = 0, 1, 2  # segment contexts: columns of :attr:`Vocab.flags`
+_CONTEXTS = ((False, False), (True, False), (True, True))
+
+
+class Vocab(dict):
+    """token -> row id; row ``i`` of :attr:`hashes` is the token's xxh3-64, of :attr:`flags` its flag bits in
+    each context (plain text, math, figure). Computed once per distinct token; :meth:`reset` bounds it."""
+
+    limit = 1 << 18
+
+    def __init__(self):
         super().__init__()
-        self.in_math, self.figure = in_math, int(FIGURE_BIT) if figure else 0
+        self.reset()
+
+    def reset(self) -> None:
+        self.clear()
+        self.hashes = np.empty(4096, dtype=np.uint64)
+        self.flags = np.empty((4096, 3), dtype=np.uint32)
 
     def __missing__(self, token: str) -> int:
-        bits = (int(SYMBOL_BIT) if is_symbol(token, self.in_math) else 0) | self.figure
-        if len(self) >= 1 << 18:
-            self.clear()
-        self[token] = bits
-        return bits
+        i = len(self)
+        if i == len(self.hashes):
+            self.hashes = np.concatenate([self.hashes, np.empty_like(self.hashes)])
+            self.flags = np.concatenate([self.flags, np.empty_like(self.flags)])
+        self.hashes[i] = xxhash.xxh3_64_intdigest(token.encode())
+        self.flags[i] = [_bits(token, m, f) for m, f in _CONTEXTS]
+        self[token] = i
+        return i
 
 
-_PLAIN, _INLINE, _FIGURE = _Flags(False, False), _Flags(True, False), _Flags(True, True)
-
-
-def classified_tokens(text: str) -> tuple[list[str], list[int]]:
-    """``math_tokens`` of ``text`` (taken per math / non-math segment) and their flag bits."""
+def token_segments(text: str) -> tuple[list[str], list[int], list[int]]:
+    """``math_tokens`` of ``text`` taken per math / non-math segment, with each segment's context
+    (:data:`PLAIN`, :data:`INLINE`, :data:`FIGURE`) and token count."""
     tokens: list[str] = []
-    flags: list[int] = []
+    contexts: list[int] = []
+    counts: list[int] = []
     pos = 0
     for m in _MATH.finditer(text):
         start, end = m.span()
         if start > pos:
             toks = math_tokens(text[pos:start])
             tokens += toks
-            flags += map(_PLAIN.__getitem__, toks)
+            contexts.append(PLAIN)
+            counts.append(len(toks))
         toks = math_tokens(m.group())
         tokens += toks
-        flags += map((_INLINE if m.group("fig") is None else _FIGURE).__getitem__, toks)
+        contexts.append(INLINE if m.group("fig") is None else FIGURE)
+        counts.append(len(toks))
         pos = end
     if pos < len(text):
         toks = math_tokens(text[pos:] if pos else text)
         tokens += toks
-        flags += map(_PLAIN.__getitem__, toks)
-    return tokens, flags
+        contexts.append(PLAIN)
+        counts.append(len(toks))
+    return tokens, contexts, counts
+
+
+def classified_tokens(text: str) -> tuple[list[str], list[int]]:
+    """``math_tokens`` of ``text`` (taken per math / non-math segment) and their flag bits."""
+    tokens, contexts, counts = token_segments(text)
+    ctx = [c for c, k in zip(contexts, counts, strict=True) for _ in range(k)]
+    return tokens, [_bits(t, *_CONTEXTS[c]) for t, c in zip(tokens, ctx, strict=True)]
 
 
 def pack_tokens(tokens: list[str], flags: list[int], hashes: np.ndarray | None = None) -> np.ndarray:

@@ -22,7 +22,7 @@ from pydantic import Field, model_validator
 
 from corpus.dedup.params import DedupConfig
 from corpus.dedup.priority import FIELDS, PriorityConfig
-from corpus.io import expand_paths, open_file, write_json
+from corpus.io import InputError, list_shards, open_file, write_json
 from pipelines.registry import Phase, StageContext, StageSettings, StageSpec
 from pipelines.steps.dedup import (
     DedupBuckets,
@@ -116,18 +116,22 @@ def build(settings: DedupSettings, ctx: StageContext) -> Iterator[Phase]:
 
 
 def _sum_json(folder: str) -> dict:
+    """Sum the per-task count files of ``folder``. A missing folder is no counts; a count file that cannot be
+    read or parsed is an :class:`InputError` naming it (never an empty result)."""
     total: dict = {}
-    try:
-        files = expand_paths(folder, exts=(".json",))
-    except Exception:
-        return total
-    for f in files:
-        with open_file(f, "rb") as fh:
-            for k, v in json.load(fh).items():
+    for f in list_shards(folder, exts=(".json",)):
+        try:
+            with open_file(f, "rb") as fh:
+                counts = json.load(fh)
+            if not isinstance(counts, dict):
+                raise ValueError(f"expected a JSON object, got {type(counts).__name__}")
+            for k, v in counts.items():
                 if isinstance(v, list):
                     total[k] = [a + b for a, b in zip(total.get(k, [0] * len(v)), v, strict=True)]
                 else:
                     total[k] = total.get(k, 0) + v
+        except (OSError, ValueError, TypeError) as e:
+            raise InputError(f"{f}: cannot read dedup counts: {type(e).__name__}: {e}") from None
     return total
 
 

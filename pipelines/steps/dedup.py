@@ -15,13 +15,13 @@ import os
 import numpy as np
 import pyarrow as pa
 import xxhash
-from datatrove.data import DocumentsPipeline
+from datatrove.data import Document, DocumentsPipeline
 from datatrove.pipeline.base import PipelineStep
 
 from corpus.dedup.buckets import PAIR_DTYPE, bucket_pairs, pair_owner, unique_pairs
 from corpus.dedup.clusters import merge, summarize, survivor_metadata
 from corpus.dedup.components import LABEL_DTYPE, NODE_LABEL_DTYPE, propagation_round
-from corpus.dedup.minhash import DocFeatures, band_keys, doc_features, signatures
+from corpus.dedup.minhash import DocFeatures, band_keys, batch_features, signatures
 from corpus.dedup.params import DedupConfig
 from corpus.dedup.priority import PriorityConfig, id_hash, priority_key
 from corpus.dedup.store import (
@@ -76,14 +76,18 @@ class DedupSignatures(PipelineStep):
         cfg = self.config
         meta_rows, shingles, tokens, ids, origins = [], [], [], [], []
         by_text: dict[bytes, DocFeatures] = {}  # byte-identical texts (common in crawls) are featurized once
-        for doc in data or ():
-            with self.track_time():
-                key = xxhash.xxh3_128_digest(doc.text.encode("utf-8", "surrogatepass"))
-                f = by_text.get(key)
-                if f is None:
-                    f = by_text[key] = doc_features(doc.text, cfg.shingle_size)
-                else:
-                    self.stat_update("same_text")
+        pending: list[tuple[Document, bytes]] = []
+
+        def flush() -> None:  # features of a batch at once (numpy over all its tokens), then one row per doc
+            if not pending:
+                return
+            todo = list({key: doc.text for doc, key in pending if key not in by_text}.items())
+            by_text.update(zip((k for k, _ in todo), batch_features([t for _, t in todo], cfg.shingle_size),
+                               strict=True))
+            if len(pending) > len(todo):
+                self.stat_update("same_text", value=len(pending) - len(todo))
+            for doc, key in pending:
+                f = by_text[key]
                 row = {**doc.metadata, "text": doc.text}
                 meta_rows.append((priority_key(row, self.priority) + 1, id_hash(doc.id), *f.exact))
                 shingles.append(f.shingles)
@@ -93,6 +97,15 @@ class DedupSignatures(PipelineStep):
                 self.stat_update("documents")
                 if not len(f.shingles):
                     self.stat_update("empty")
+            pending.clear()
+
+        for doc in data or ():
+            with self.track_time():
+                pending.append((doc, xxhash.xxh3_128_digest(doc.text.encode("utf-8", "surrogatepass"))))
+                if len(pending) >= self.batch:
+                    flush()
+        with self.track_time():
+            flush()
         with self.track_time():
             d = shard_dir(self.work_root, rank)
             meta = np.array(meta_rows, dtype=META_DTYPE) if meta_rows else np.empty(0, META_DTYPE)
