@@ -93,8 +93,9 @@ def examples(pages: Sequence[Page]) -> tuple[list[Example], Evidence]:
 
 
 def rule_decisions(scores: Sequence[float], ev: Evidence, threshold: float, min_markup: int) -> list[bool]:
-    """The whole first-pass rule: a math cue and (score >= threshold or markup >= min_markup)."""
-    return [c and (s >= threshold or m >= min_markup) for s, m, c in zip(scores, ev.formulas, ev.cue, strict=True)]
+    """The whole first-pass rule (:func:`corpus.extract.prefilter.decide`): a math cue and score >= threshold, or
+    markup >= min_markup."""
+    return [(c and s >= threshold) or m >= min_markup for s, m, c in zip(scores, ev.formulas, ev.cue, strict=True)]
 
 
 def rule_threshold(scores: Sequence[float], ev: Evidence, labels: Sequence[bool], min_markup: int,
@@ -104,7 +105,8 @@ def rule_threshold(scores: Sequence[float], ev: Evidence, labels: Sequence[bool]
     n_math = sum(labels)
     if not n_math:
         return 0.5
-    lost = sum(1 for c, lab in zip(ev.cue, labels, strict=True) if lab and not c)  # no threshold brings them
+    lost = sum(1 for c, m, lab in zip(ev.cue, ev.formulas, labels, strict=True)
+               if lab and not c and m < min_markup)  # no threshold brings them
     allowed = int(n_math * (1 - target_recall) + 1e-9) - lost
     need = sorted(s for s, m, c, lab in zip(scores, ev.formulas, ev.cue, labels, strict=True)
                   if lab and c and m < min_markup)
@@ -143,7 +145,7 @@ def train_first_pass(output_dir: str, roots: Sequence[str], params: TrainParams 
     card["threshold"] = math.floor(chosen * 1e6) / 1e6
     card["threshold_rule"] = (f"highest threshold with recall >= {target_recall} on the validation sites and on the "
                               f"training sites (fastText underfits its own training pages) for the whole first-pass "
-                              f"rule (a math cue and: score >= threshold or formula markup >= {rule})")
+                              f"rule (a math cue and score >= threshold, or formula markup >= {rule})")
     card["train_rule"] = rule_metrics(t_scores, evidence["train"], t_y, card["threshold"], rule)
     card["validation_rule"] = rule_metrics(v_scores, evidence["valid"], v_y, card["threshold"], rule)
     scores = clf.score([e.text for e in ex["test"]]).tolist()

@@ -188,6 +188,20 @@ def test_tex_delimiters_in_code_count_only_with_a_math_engine(shared_data):
     assert math_cue(literal_counts(b"<script>var x = Math.max(1, 2)</script><p>a quadratic equation</p>"), 0)
 
 
+def test_a_page_needs_two_kinds_of_math_hint_to_be_parsed(shared_data):
+    from corpus.extract.prefilter import cue_count, first_pass_signals, literal_counts, math_cue
+
+    one = literal_counts(b"<p>a quadratic equation</p>")
+    two = literal_counts(b"<p>solve the equation with the quadratic formula</p>")
+    assert cue_count(one, 0) == 1 and not math_cue(one, 0, 2) and math_cue(two, 0, 2)
+    # a real programming blog page (general) whose only hint is one math word: not parsed, never scored
+    raw = (shared_data / "web2" / "general" / "Hpasserby__Hpasserby.github.io__ef2727d8.html").read_bytes()
+    sig, text = first_pass_signals(raw, lambda: decode_with_evidence(raw)[0], lambda t: 1.0)
+    assert sig.cues == 1 and not sig.cue and sig.score == 0 and text == ""
+    sig, text = first_pass_signals(raw, lambda: decode_with_evidence(raw)[0], lambda t: 1.0, min_cues=1)
+    assert sig.cue and sig.score == 1.0 and text
+
+
 def test_page_scored_at_the_threshold_is_a_candidate(shared_data):
     import math
 

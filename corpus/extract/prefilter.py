@@ -61,6 +61,7 @@ class FirstPassSettings:
 
     threshold: float | None = None
     min_markup: int = 3  # formula markup items that make a page a candidate whatever its score
+    min_cues: int = 2  # kinds of math hint (markup, an engine, "math", each math word) a page needs to be parsed
     text_chars: int = 20_000  # the fast view is cut here (the model reads a window of it anyway)
     domains: frozenset[str] = frozenset()  # math-rich domains from earlier recall rounds: always candidates
 
@@ -75,7 +76,8 @@ class Signals:
     lang_score: float = 0.0
     text_chars: int = 0
     score: float = 0.0
-    cue: bool = True  # any hint of math in the bytes (else the page is not parsed: no score, lang from <html lang>)
+    cue: bool = True  # enough hints of math in the bytes (else the page is not parsed: no score, lang from <html lang>)
+    cues: int = 0  # kinds of math hint in the bytes (see cue_count)
     candidate: bool = False
     reason: str = ""
 
@@ -124,15 +126,21 @@ def markup_counts(low: bytes, hits: Mapping[bytes, int] | None = None) -> dict[s
     return {k: v for k, v in out.items() if v}
 
 
-def math_cue(hits: Mapping[bytes, int], formulas: int) -> bool:
-    """Whether the raw page gives any hint of math: formula markup, the word "math" other than JavaScript's
-    ``Math.`` object (mathematics, mathjax, math class names, URLs) or a word of math prose. Pages without one
-    are neither decoded nor parsed."""
+def cue_count(hits: Mapping[bytes, int], formulas: int) -> int:
+    """How many kinds of math hint the raw page gives (its :func:`literal_counts`): formula markup, a math engine,
+    the word "math" outside code other than JavaScript's ``Math.`` object (mathematics, math class names, URLs),
+    and each word of math prose outside code."""
     def prose(lit: bytes) -> int:
         return hits.get(lit, 0) - hits.get(IN_CODE + lit, 0)
 
-    return (formulas > 0 or any(e in hits for e in ENGINES) or prose(b"math") > prose(b"math.")
-            or any(prose(w) > 0 for w in MATH_WORDS))
+    return ((formulas > 0) + any(e in hits for e in ENGINES) + (prose(b"math") > prose(b"math."))
+            + sum(prose(w) > 0 for w in MATH_WORDS))
+
+
+def math_cue(hits: Mapping[bytes, int], formulas: int, min_cues: int = 1) -> bool:
+    """Whether the raw page gives at least ``min_cues`` kinds of math hint (:func:`cue_count`). Pages without
+    are neither decoded nor parsed."""
+    return cue_count(hits, formulas) >= min_cues
 
 
 def fast_view(html: str, max_chars: int = 20_000) -> str:
@@ -153,16 +161,20 @@ def model_text(signals: Signals, text: str) -> str:
 
 
 def first_pass_signals(raw: bytes, html: str | Callable[[], str], scorer: Scorer | None,
-                       max_chars: int = 20_000) -> tuple[Signals, str]:
+                       max_chars: int = 20_000, enough_markup: int = 0,
+                       min_cues: int = FirstPassSettings.min_cues) -> tuple[Signals, str]:
     """``(signals, fast view)`` of one page: ``raw`` its bytes, ``html`` the same page decoded (or a function
-    that decodes it: a page without any math cue is neither decoded nor parsed, and gets no score)."""
+    that decodes it: a page with fewer than ``min_cues`` kinds of math hint is neither decoded nor parsed, and
+    gets no score; nor is a page
+    with at least ``enough_markup`` formula-markup items, a candidate whatever its score; 0: always scored)."""
     from resiliparse.parse.lang import detect_fast
 
     low = raw.lower()
     hits = literal_counts(low)
     sig = Signals(markup=markup_counts(low, hits), engine=any(e in hits for e in ENGINES))
-    sig.cue = math_cue(hits, sig.formulas)
-    if not sig.cue:
+    sig.cues = cue_count(hits, sig.formulas)
+    sig.cue = sig.cues >= min_cues
+    if not sig.cue or 0 < enough_markup <= sig.formulas:
         m = HTML_LANG.search(low, 0, 20_000)
         sig.lang = m.group(1).decode() if m else ""
         return sig, ""

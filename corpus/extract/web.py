@@ -69,7 +69,8 @@ def _page_or_removed(data: bytes | str, ctx: FileContext, doc_id: str, url: str 
     if limit and len(raw) > limit:
         raise ExtractError(f"page too large ({len(raw)} bytes > max_page_bytes {limit})")
     sig, _ = first_pass_signals(raw, lambda: decode_with_evidence(raw, header_charset)[0], fp.score,
-                                fp.settings.text_chars)
+                                fp.settings.text_chars, enough_markup=fp.settings.min_markup,
+                                min_cues=fp.settings.min_cues)
     decide(sig, domain_of(url), fp.threshold, fp.settings)
     if not sig.candidate:
         return {"id": doc_id, "text": "", "url": url, "domain": domain_of(url), "firstpass": sig.to_dict(),
