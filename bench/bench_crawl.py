@@ -1,6 +1,7 @@
 """Crawl benchmark: the two-pass crawl reader vs single-pass extract + classify vs a datatrove pipeline.
 
-    python bench/bench_crawl.py [--records 5000] [--sample 250] [--shares 0.02,0.10] [--data ../shared/data]
+    python bench/bench_crawl.py [--records 5000] [--sample 250] [--shares 0.02,0.10] [--repeats 3]
+                                [--data ../shared/data] [--work /tmp/bench_crawl]
 
 1. A benchmark WARC (gzip member per record, HTTP response records) is built from real pages only: the labelled
    pages of ``web/`` and ``web2/`` and the HTML records of ``warc/`` (general; ``math.html`` of dolma science-0
@@ -13,6 +14,7 @@
    candidates only) on the whole WARC; single-pass (today's ``read_warc`` extraction of every page + final
    classifier) and datatrove (``WarcReader`` + ``Trafilatura`` + ``FastTextClassifierFilter`` with the final
    model) on every k-th record of the same WARC (``--sample`` records: they take 10-20x longer per record).
+   Each path runs ``--repeats`` times, interleaved; rates and ratios are medians.
 4. Recall on the distinct pages of the WARC: of the math pages that single-pass extract + classify keeps, the
    share the two-pass path keeps; and how many non-math pages reach full extraction.
 """
@@ -24,6 +26,7 @@ import io
 import json
 import random
 import resource
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -159,7 +162,8 @@ def recall(pages: list[dict], used: set[int], firstpass, final) -> dict:
             text, single = None, False
         raw = p["html"]
         html, _ = decode_with_evidence(raw)
-        sig, _ = first_pass_signals(raw, html, firstpass.score)
+        sig, _ = first_pass_signals(raw, html, firstpass.score, firstpass.settings.text_chars,
+                                    min_cues=firstpass.settings.min_cues)
         decide(sig, domain_of(p["url"]), firstpass.threshold, firstpass.settings)
         if p["label"] != "math":
             nonmath += 1
@@ -182,6 +186,7 @@ def main() -> None:
     ap.add_argument("--records", type=int, default=5000)
     ap.add_argument("--sample", type=int, default=250)
     ap.add_argument("--shares", default="0.02,0.10")
+    ap.add_argument("--repeats", type=int, default=3, help="runs of each path (interleaved); medians reported")
     a = ap.parse_args()
     from classifiers.firstpass import FirstPass
     from classifiers.model import MathClassifier
@@ -204,20 +209,27 @@ def main() -> None:
         write_warc(sample, [dict(pages[i], url=pages[i]["url"]) for i in sub])
         print(f"\nshare {share:.0%}: {len(order)} records ({full.stat().st_size / 1e6:.1f} MB), sample {len(sub)} "
               f"records ({sum(pages[i]['label'] == 'math' for i in sub)} math)")
-        two = run_ours(full, final, firstpass)
-        print(f"  two-pass     {two}")
-        two_s = run_ours(sample, final, firstpass)
-        print(f"  two-pass (sample) {two_s}")
-        one = run_ours(sample, final)
-        print(f"  single-pass (sample) {one}")
-        dt = run_datatrove(sample, final_dir, final.threshold)
-        print(f"  datatrove (sample) {dt}")
+        runs: dict[str, list[dict]] = {"two": [], "two_s": [], "one": [], "dt": []}
+        for rep in range(a.repeats):
+            runs["two"].append(run_ours(full, final, firstpass))
+            runs["two_s"].append(run_ours(sample, final, firstpass))
+            runs["one"].append(run_ours(sample, final))
+            runs["dt"].append(run_datatrove(sample, final_dir, final.threshold))
+            for k, name in (("two", "two-pass"), ("two_s", "two-pass (sample)"), ("one", "single-pass (sample)"),
+                            ("dt", "datatrove (sample)")):
+                print(f"  [{rep + 1}/{a.repeats}] {name:21s} {runs[k][-1]}")
+        two = runs["two"][-1]
         # records in = the WARC's records (datatrove's reader drops some it cannot decode: still work done)
         n_in = {"two": len(order), "two_s": len(sub), "one": len(sub), "dt": len(sub)}
-        rate = {k: n_in[k] / v["cpu"] for k, v in (("two", two), ("two_s", two_s), ("one", one), ("dt", dt))}
+        rates = {k: [n_in[k] / r["cpu"] for r in v] for k, v in runs.items()}
+        rate = {k: statistics.median(v) for k, v in rates.items()}
+        ratios = {"single": [t / o for t, o in zip(rates["two"], rates["one"], strict=True)],
+                  "datatrove": [t / d for t, d in zip(rates["two"], rates["dt"], strict=True)]}
         res = {"records_per_cpu_s": {k: round(v, 2) for k, v in rate.items()},
-               "ratio_vs_single": round(rate["two"] / rate["one"], 2),
-               "ratio_vs_datatrove": round(rate["two"] / rate["dt"], 2),
+               "ratio_vs_single": round(statistics.median(ratios["single"]), 2),
+               "ratio_vs_datatrove": round(statistics.median(ratios["datatrove"]), 2),
+               "ratios_vs_single_each_run": [round(x, 2) for x in ratios["single"]],
+               "ratios_vs_datatrove_each_run": [round(x, 2) for x in ratios["datatrove"]],
                "ratio_vs_single_same_sample": round(rate["two_s"] / rate["one"], 2),
                "extracted_share": round(two["extracted"] / two["records"], 4)}
         results[share] = res
