@@ -464,3 +464,58 @@ def test_survivors_carry_dup_count_sources_and_domains_into_the_mix(shared_data,
     assert len(by_id[kept0[0]]) == 2
     singles = [len(by_id.get(i, [])) for i, _ in base[2:]]
     assert max(singles) == 1 and min(singles) == 0
+
+
+def _real_texts(shared_data: Path) -> list[str]:
+    texts = []
+    for name in ("math_text", "general_text", "math_code", "math_text_zh"):
+        with open(shared_data / "seed" / f"{name}.jsonl", encoding="utf-8") as fh:
+            texts += [json.loads(line)["text"][:3000] for line in list(fh)[:20]]
+    edge = ["", "x", "a b", "Solve $x^2$ for \\(y\\) [asy]draw((0,0));[/asy] ok", "\\[asy]x[/asy]", "中文字符 测试"]
+    return texts + edge
+
+
+def test_signatures_are_byte_identical_to_saved_indexes(shared_data):
+    """Exact keys, shingles, packed tokens and band keys of real documents hash to the digest the per-document
+    implementation (commit f6e24dd) gave: a change here invalidates every saved index."""
+    import xxhash
+
+    feats = [doc_features(t, CFG.shingle_size) for t in _real_texts(shared_data)]
+    h = xxhash.xxh64()
+    for f in feats:
+        h.update(repr(f.exact).encode())
+        h.update(f.shingles.tobytes())
+        h.update(b"|")
+        h.update(f.tokens.tobytes())
+        h.update(b"#")
+    h.update(band_keys(signatures([f.shingles for f in feats], CFG), CFG).tobytes())
+    assert h.hexdigest() == "832b234d0484b7d7"
+
+
+def test_batch_features_do_not_depend_on_the_batch(shared_data):
+    from corpus.dedup.minhash import batch_features
+
+    texts = _real_texts(shared_data)
+    for n in (1, 3, 5):
+        alone = [doc_features(t, n) for t in texts]
+        together = batch_features(texts, n)
+        for a, b in zip(alone, together, strict=True):
+            assert a.exact == b.exact
+            assert a.shingles.dtype == b.shingles.dtype == np.uint32 and np.array_equal(a.shingles, b.shingles)
+            assert a.tokens.dtype == b.tokens.dtype == np.uint32 and np.array_equal(a.tokens, b.tokens)
+        assert sum(len(f.shingles) == 0 for f in together) == 1  # only the empty text has no shingle
+    assert batch_features([], 3) == []
+
+
+def test_report_counts_missing_is_nothing_unreadable_is_an_error(tmp_path):
+    from corpus.io import InputError
+    from pipelines.stages.dedup import _sum_json
+
+    assert _sum_json(str(tmp_path / "missing")) == {}
+    (tmp_path / "c").mkdir()
+    (tmp_path / "c" / "00000.json").write_text('{"kept": 2, "hist": [1, 2]}')
+    (tmp_path / "c" / "00001.json").write_text('{"kept": 3, "hist": [0, 5]}')
+    assert _sum_json(str(tmp_path / "c")) == {"kept": 5, "hist": [1, 7]}
+    (tmp_path / "c" / "00002.json").write_text('{"kept": 3,')  # a task's count file cut short
+    with pytest.raises(InputError, match="00002.json"):
+        _sum_json(str(tmp_path / "c"))
