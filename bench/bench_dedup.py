@@ -497,10 +497,17 @@ import json, sys, time
 import pyarrow.parquet as pq
 from corpus.dedup import DedupConfig
 from corpus.dedup.minhash import band_keys, doc_features, signatures
+try:  # batches of 512 as the signatures step takes them (older trees: one document at a time)
+    from corpus.dedup.minhash import batch_features
+except ImportError:
+    batch_features = None
 texts = pq.read_table(sys.argv[1], columns=["text"]).column("text").to_pylist()[: int(sys.argv[2])]
 cfg = DedupConfig()
 t0 = time.process_time()
-feats = [doc_features(x, cfg.shingle_size) for x in texts]
+if batch_features is None:
+    feats = [doc_features(x, cfg.shingle_size) for x in texts]
+else:
+    feats = [f for i in range(0, len(texts), 512) for f in batch_features(texts[i : i + 512], cfg.shingle_size)]
 t1 = time.process_time()
 keys = band_keys(signatures([f.shingles for f in feats], cfg), cfg)
 t2 = time.process_time()

@@ -43,9 +43,12 @@ class TokenDiff:
     frame_tokens: int = 0  # tokens in frames (left out of ``edits``)
 
 
-def _symbol_prefix(tokens: np.ndarray) -> list[int]:
-    """``out[i]``: symbols among the first ``i`` tokens."""
-    return [0, *np.cumsum((tokens & SYMBOL_BIT) != 0).tolist()]
+def _symbol_counter(tokens: np.ndarray, regions: int):
+    """``count(i, j)``: math symbols among ``tokens[i:j]`` (a prefix sum when there are many regions to count)."""
+    if regions <= 4:
+        return lambda i, j: int(np.count_nonzero(tokens[i:j] & SYMBOL_BIT)) if j > i else 0
+    prefix = [0, *np.cumsum((tokens & SYMBOL_BIT) != 0).tolist()]
+    return lambda i, j: prefix[j] - prefix[i]
 
 
 def _text_length(tokens: np.ndarray) -> int:
@@ -55,9 +58,10 @@ def _text_length(tokens: np.ndarray) -> int:
 def _as_text(tokens: np.ndarray) -> str:
     """One code point per token (its hash mod the Unicode range, surrogates skipped): rapidfuzz's fastest
     input. Two different tokens share a code point with probability ~1e-6, so an alignment is almost exact."""
-    c = (tokens & HASH_MASK) % np.uint32(0x110000 - 0x800)
-    c = c + (c >= 0xD800).astype(np.uint32) * np.uint32(0x800)
-    return c.astype("<u4").tobytes().decode("utf-32-le")
+    c = tokens & HASH_MASK
+    np.remainder(c, np.uint32(0x110000 - 0x800), out=c)
+    np.add(c, np.uint32(0x800), out=c, where=c >= 0xD800)
+    return c.astype("<u4", copy=False).tobytes().decode("utf-32-le")
 
 
 def _regions(a: str, b: str) -> list[tuple[int, int, int, int]]:
@@ -107,9 +111,10 @@ def token_diff(a: np.ndarray, b: np.ndarray, containment: bool = False) -> Token
         edits = (min(la, lb) - (la + lb - dist) // 2) if containment else dist
         return TokenDiff(int(edits), _multiset_substitutions(a, b), n)
     edits = subs = frames = 0
-    cum_a, cum_b = _symbol_prefix(a), _symbol_prefix(b)
-    for i1, i2, j1, j2 in _regions(ha, hb):
-        sym_a, sym_b = cum_a[i2] - cum_a[i1], cum_b[j2] - cum_b[j1]
+    regions = _regions(ha, hb)
+    count_a, count_b = _symbol_counter(a, len(regions)), _symbol_counter(b, len(regions))
+    for i1, i2, j1, j2 in regions:
+        sym_a, sym_b = count_a(i1, i2), count_b(j1, j2)
         subs += min(sym_a, sym_b)
         if containment:
             edits += (i2 - i1) if short_a else (j2 - j1)

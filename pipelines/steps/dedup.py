@@ -206,15 +206,15 @@ class DedupVerify(PipelineStep):
             own = store.shard(rank)
             own.load_ragged("shingles")
             own.load_ragged("tokens")
-            keep = np.zeros(len(pairs), dtype=bool)
-            sims = np.zeros(len(pairs), dtype=np.float32)
-            ra, ia = split_gid(pairs["a"])
-            rb, ib = split_gid(pairs["b"])
+            results = []
+            ra, ia = (x.tolist() for x in split_gid(pairs["a"]))
+            rb, ib = (x.tolist() for x in split_gid(pairs["b"]))
             for k in range(len(pairs)):
                 sa, sb = store.shard(ra[k]), store.shard(rb[k])
-                ok, sim = is_duplicate(sa.ragged("shingles", ia[k]), sb.ragged("shingles", ib[k]),
-                                       sa.ragged("tokens", ia[k]), sb.ragged("tokens", ib[k]), self.config)
-                keep[k], sims[k] = ok, sim
+                results.append(is_duplicate(sa.ragged("shingles", ia[k]), sb.ragged("shingles", ib[k]),
+                                            sa.ragged("tokens", ia[k]), sb.ragged("tokens", ib[k]), self.config))
+            keep = np.fromiter((ok for ok, _ in results), dtype=bool, count=len(pairs))
+            sims = np.fromiter((sim for _, sim in results), dtype=np.float32, count=len(pairs))
             self.stat_update("candidate_pairs", value=len(pairs))
             self.stat_update("verified_pairs", value=int(keep.sum()))
             good = pairs[keep]
