@@ -70,6 +70,7 @@ def batch_features(texts: list[str], n: int) -> list[DocFeatures]:
         counts.append(len(tokens))
     total = len(all_tokens)
     ids = np.fromiter(map(_VOCAB.__getitem__, all_tokens), dtype=np.int64, count=total)
+    _VOCAB.fill()
     th = _VOCAB.hashes[ids]
     flags = _VOCAB.flags[ids, np.repeat(np.asarray(contexts, dtype=np.int64), seg_counts)]
     packed = (th & np.uint64(int(HASH_MASK))).astype(np.uint32) | flags
@@ -85,7 +86,8 @@ def batch_features(texts: list[str], n: int) -> list[DocFeatures]:
         acc += np.where(left > k, padded[k : k + total], np.uint64(0)) * w
     start = (left >= n) | (rel == 0)  # full windows, and the first position of every document
     keys = (doc[start].astype(np.uint64) << np.uint64(32)) | (_mix64(acc[start]) >> np.uint64(32))
-    keys = np.unique(keys)  # sorted by (document, shingle), unique
+    keys.sort()  # by (document, shingle); then unique (np.unique's hash path is ~5x slower here)
+    keys = keys[np.concatenate([[True], keys[1:] != keys[:-1]])] if len(keys) else keys
     shingles = (keys & _LOW32).astype(np.uint32)
     bounds = np.searchsorted(keys >> np.uint64(32), np.arange(len(texts) + 1, dtype=np.uint64))
     return [DocFeatures(exact[i], shingles[bounds[i] : bounds[i + 1]], packed[starts[i] : ends[i]])

@@ -15,6 +15,7 @@ Tokens are packed as uint32: 30 bits of hash plus :data:`SYMBOL_BIT` and :data:`
 from __future__ import annotations
 
 import re
+from itertools import islice
 
 import numpy as np
 import xxhash
@@ -71,7 +72,8 @@ _CONTEXTS = ((False, False), (True, False), (True, True))
 
 class Vocab(dict):
     """token -> row id; row ``i`` of :attr:`hashes` is the token's xxh3-64, of :attr:`flags` its flag bits in
-    each context (plain text, math, figure). Computed once per distinct token; :meth:`reset` bounds it."""
+    each context (plain text, math, figure). Rows are filled in bulk by :meth:`fill` (once per distinct token);
+    :meth:`reset` bounds the vocabulary."""
 
     limit = 1 << 18
 
@@ -81,18 +83,28 @@ class Vocab(dict):
 
     def reset(self) -> None:
         self.clear()
+        self.filled = 0
         self.hashes = np.empty(4096, dtype=np.uint64)
         self.flags = np.empty((4096, 3), dtype=np.uint32)
 
     def __missing__(self, token: str) -> int:
-        i = len(self)
-        if i == len(self.hashes):
-            self.hashes = np.concatenate([self.hashes, np.empty_like(self.hashes)])
-            self.flags = np.concatenate([self.flags, np.empty_like(self.flags)])
-        self.hashes[i] = xxhash.xxh3_64_intdigest(token.encode())
-        self.flags[i] = [_bits(token, m, f) for m, f in _CONTEXTS]
-        self[token] = i
+        i = self[token] = len(self)
         return i
+
+    def fill(self) -> None:
+        """Hashes and flags of the tokens added since the last call."""
+        n = len(self)
+        if n == self.filled:
+            return
+        new = list(islice(reversed(self), n - self.filled))[::-1]
+        if n > len(self.hashes):
+            size = max(n, 2 * len(self.hashes))
+            self.hashes = np.concatenate([self.hashes, np.empty(size - len(self.hashes), np.uint64)])
+            self.flags = np.concatenate([self.flags, np.empty((size - len(self.flags), 3), np.uint32)])
+        self.hashes[self.filled : n] = np.fromiter((xxhash.xxh3_64_intdigest(t.encode()) for t in new),
+                                                   dtype=np.uint64, count=len(new))
+        self.flags[self.filled : n] = [[_bits(t, m, f) for m, f in _CONTEXTS] for t in new]
+        self.filled = n
 
 
 def token_segments(text: str) -> tuple[list[str], list[int], list[int]]:
