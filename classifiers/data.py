@@ -21,9 +21,10 @@ class Example:
     key: str  # stable identity (record id or file:line), decides the split
 
 
-def iter_texts(paths: str | Sequence[str], text_field: str = "text") -> Iterator[tuple[str, str]]:
-    """``(key, text)`` for every record of the files; a malformed record stops with its file and line (labelled
-    data is strict). Folders and run folders resolve to their document shards, never their reports."""
+def iter_labelled_records(paths: str | Sequence[str], text_field: str = "text") -> Iterator[tuple[str, dict, str]]:
+    """``(key, record, text)`` for every record with a non-blank text; a malformed record stops with its file and
+    line (labelled data is strict). Folders and run folders resolve to their document shards, never their reports.
+    The key is the record id or ``file:line``."""
     for path in resolve_document_inputs([paths] if isinstance(paths, str) else list(paths)):
         for pos, rec in iter_records(path):
             if isinstance(rec, Reject):
@@ -32,7 +33,13 @@ def iter_texts(paths: str | Sequence[str], text_field: str = "text") -> Iterator
             if not isinstance(text, str):
                 raise InputError(f"{path}:{pos}: record has no string {text_field!r} field")
             if text.strip():
-                yield str(rec.get("id") or f"{path}:{pos}"), text
+                yield str(rec.get("id") or f"{path}:{pos}"), {**rec, "_path": path}, text
+
+
+def iter_texts(paths: str | Sequence[str], text_field: str = "text") -> Iterator[tuple[str, str]]:
+    """``(key, text)`` for every record of the files (see :func:`iter_labelled_records`)."""
+    for key, _, text in iter_labelled_records(paths, text_field):
+        yield key, text
 
 
 def load_examples(paths: str | Sequence[str], label: str, text_field: str = "text") -> list[Example]:

@@ -204,25 +204,16 @@ def site_split_card(clf, parts: dict[str, list[Page]], splits: dict[str, str], t
 def record_pages(paths: str | Sequence[str], label: str, text_field: str = "text") -> list[Page]:
     """Labelled documents from JSONL/Parquet record files as pages: ``lang`` and ``site`` (or ``domain`` /
     ``url``) taken from the record when present; the language is detected otherwise, the site is ``-``."""
-    from classifiers.data import RECORD_EXT
-    from corpus.io import Reject, expand_paths, iter_records
+    from classifiers.data import iter_labelled_records
 
     lid = None
     out = []
-    for path in expand_paths(paths, exts=RECORD_EXT):
-        for pos, rec in iter_records(path):
-            if isinstance(rec, Reject):
-                raise InputError(str(rec))
-            text = rec.get(text_field)
-            if not isinstance(text, str):
-                raise InputError(f"{path}:{pos}: record has no string {text_field!r} field")
-            if not text.strip():
-                continue
-            lang = rec.get("lang")
-            if not lang or lang == "und":
-                lid = lid or _lang_id()
-                lang = lid.identify(text).lang
-            site = rec.get("site") or rec.get("domain")
-            site = site_of(path, rec.get("url"), site) if (site or rec.get("url")) else "-"
-            out.append(Page(str(rec.get("id") or f"{path}:{pos}"), path, label, site, lang, text))
+    for key, rec, text in iter_labelled_records(paths, text_field):
+        lang = rec.get("lang")
+        if not lang or lang == "und":
+            lid = lid or _lang_id()
+            lang = lid.identify(text).lang
+        site = rec.get("site") or rec.get("domain")
+        site = site_of(rec["_path"], rec.get("url"), site) if (site or rec.get("url")) else "-"
+        out.append(Page(key, rec["_path"], label, site, lang, text))
     return out
