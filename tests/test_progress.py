@@ -17,6 +17,7 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 from datatrove.pipeline.base import PipelineStep
+from test_scale_cluster import driver_with_stage, shard_phase
 
 from pipelines.progress import TaskProgress, read_phase
 from pipelines.registry import Phase, StageSettings, StageSpec
@@ -172,20 +173,11 @@ class FailingStep(PipelineStep):
 
 
 def _build_fail(settings: FailSettings, ctx) -> list[Phase]:
-    from pipelines.steps.io import ParquetShardReader, ParquetShardWriter
-
-    steps = [ParquetShardReader(ctx.input_dir), FailingStep(settings.fail_rank), ParquetShardWriter(ctx.kept_dir)]
-    return [Phase("fail", steps, tasks=ctx.tasks)]
+    return shard_phase(ctx, "fail", FailingStep(settings.fail_rank))
 
 
 FAIL_STAGE = StageSpec("fail", settings=FailSettings, build=_build_fail, description="test only: rank 1 fails")
-DRIVER_WITH_FAIL_STAGE = (
-    "import sys, test_progress as t\n"
-    "from pipelines.registry import stages\n"
-    "stages()['fail'] = t.FAIL_STAGE\n"
-    "from pipelines.cli import main\n"
-    "main(sys.argv[1:])\n"
-)
+DRIVER_WITH_FAIL_STAGE = driver_with_stage("test_progress", "FAIL_STAGE", "fail")
 
 
 def test_status_reports_a_failed_task_and_a_stopped_driver(shared_data, tmp_path):

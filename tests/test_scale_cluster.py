@@ -191,23 +191,27 @@ class SlowStep(PipelineStep):
             yield doc
 
 
-def _build_slow(settings: SlowSettings, ctx) -> list[Phase]:
+def shard_phase(ctx, name: str, step: PipelineStep) -> list[Phase]:
+    """One phase of a test stage: the previous stage's shards -> ``step`` -> kept shards."""
     from pipelines.steps.io import ParquetShardReader, ParquetShardWriter
 
+    return [Phase(name, [ParquetShardReader(ctx.input_dir), step, ParquetShardWriter(ctx.kept_dir)], tasks=ctx.tasks)]
+
+
+def driver_with_stage(module: str, spec: str, name: str) -> str:
+    """``python -c`` source of a ``mathcorpus`` driver with the test stage ``module.spec`` registered as ``name``."""
+    return (f"import sys, {module} as t\nfrom pipelines.registry import stages\nstages()[{name!r}] = t.{spec}\n"
+            "from pipelines.cli import main\nmain(sys.argv[1:])\n")
+
+
+def _build_slow(settings: SlowSettings, ctx) -> list[Phase]:
     slow = SlowStep(settings.seconds_per_doc, settings.started_dir, settings.gate, settings.gated_ranks)
-    steps = [ParquetShardReader(ctx.input_dir), slow, ParquetShardWriter(ctx.kept_dir)]
-    return [Phase("slow", steps, tasks=ctx.tasks)]
+    return shard_phase(ctx, "slow", slow)
 
 
 SLOW_STAGE = StageSpec("slow", settings=SlowSettings, build=_build_slow, description="test only: sleep per doc")
 
-DRIVER_WITH_SLOW_STAGE = (
-    "import sys, test_scale_cluster as t\n"
-    "from pipelines.registry import stages\n"
-    "stages()['slow'] = t.SLOW_STAGE\n"
-    "from pipelines.cli import main\n"
-    "main(sys.argv[1:])\n"
-)
+DRIVER_WITH_SLOW_STAGE = driver_with_stage("test_scale_cluster", "SLOW_STAGE", "slow")
 
 
 # --- helpers -------------------------------------------------------------------------------------------------
