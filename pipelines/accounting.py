@@ -17,32 +17,27 @@ import fsspec
 import pyarrow.parquet as pq
 
 from corpus.errors import MathcorpusError
-from corpus.io import PARQUET_EXT, expand_paths, open_file
+from corpus.io import PARQUET_EXT, list_shards, open_file, path_kind
 
 
 class AccountingError(MathcorpusError, RuntimeError):
     """A stage's outputs cannot be read or its documents do not add up; the message names the stage or file."""
 
 
-def _exists(folder: str) -> bool:
-    try:
-        return fsspec.get_fs_token_paths(folder)[0].exists(folder)
-    except Exception as e:  # a credential or network error is not "absent"
-        raise AccountingError(f"{folder}: cannot be listed: {type(e).__name__}: {e}") from None
-
-
 def folder_files(folder: str | None, exts=PARQUET_EXT, *, missing_ok: bool = False) -> list[str]:
-    """The files of ``folder``; ``[]`` only for an empty folder or, with ``missing_ok``, an absent one."""
+    """The files of ``folder`` (:func:`corpus.io.list_shards`); ``[]`` only for an empty folder or, with
+    ``missing_ok``, an absent one. A credential or network error is not "absent": it raises."""
     if not folder:
         return []
-    if not _exists(folder):
-        if missing_ok:
-            return []
-        raise AccountingError(f"{folder}: missing (the stage wrote no output there)")
     try:
-        return expand_paths(folder, exts=exts)
-    except MathcorpusError:
-        return []  # the folder exists and holds no such files
+        fs, _, (target,) = fsspec.get_fs_token_paths(folder)
+        if path_kind(fs, target) is None:
+            if missing_ok:
+                return []
+            raise AccountingError(f"{folder}: missing (the stage wrote no output there)")
+        return list_shards(folder, exts, missing_ok=False)
+    except MathcorpusError as e:
+        raise e if isinstance(e, AccountingError) else AccountingError(str(e)) from None
     except Exception as e:
         raise AccountingError(f"{folder}: cannot be listed: {type(e).__name__}: {e}") from None
 
