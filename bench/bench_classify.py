@@ -3,25 +3,26 @@
 Data: the seed text (``../shared/data/seed``: math_text + math_text_zh vs general_text + general_text_zh) and the
 real pages of ``../shared/data/web`` and ``web2`` (571 pages), text by our extract code. The pages are split by
 SITE with :func:`classifiers.pages.assign_splits` (60/20/20 %, the split ``classify train --pages`` uses and
-records in the model card): no site is on two sides.
+records in the model card): no site is on two sides. The train and validation sites together are the *dev*
+sites; the test sites are only scored.
 
-Every row trains on the seed + the train sites' pages, chooses its thresholds on the validation sites and is
-reported on the test sites (validation F1 beside it): the final point (best validation F1, middle of the tied
-range) and the high-recall point (highest threshold keeping >= 99.5 % of the validation math pages, at most the
-final threshold) with the share of general test pages it lets through. The rows are the ablation: markup tokens
-(v2 signals, code blocks left out, densities/prices/program tokens), page weight, language balance, and
-fastText settings; the row with the best validation F1 (ties: fewest general validation pages let through at
-the high-recall point) is chosen, and the misclassified list and the speed rows use it. Also: the keyword
-prefilter (OpenWebMath-style) on the test sites, the code model, and the quality filters on every real math
-page (removal rate by split).
+Protocol (:mod:`classifiers.cv`, the one ``classify train --pages`` runs): every row is cross-validated by site
+over the dev sites (5 folds; each fold model trains on the seed + the other folds' pages), the out-of-fold scores
+are pooled and give the thresholds: the final point (best pooled F1, middle of the tied range) and the
+high-recall point (highest threshold keeping >= 99.5 % of the dev math pages, at most the final threshold). The
+row's model then trains on the seed + every dev page and is scored on the test sites with those thresholds. The
+row with the best CV F1 (ties: the better of the weaker language, then fewer general pages at the high-recall
+point) is chosen; the test-site numbers of every row are printed beside their CV numbers, never used to choose.
+The misclassified lists (out-of-fold on dev, and test), the code model, the quality filters on every real math
+page (by split) and the speed rows follow.
 
 Speed: the same documents (all pages + 600 seed texts) scored by datatrove's ``FastTextClassifierFilter`` (raw
 text, one ``predict`` per document) and by our batched scorer (preprocessing included), with our input caps
-(1 000 chars / 192 tokens) and with full-text input (no caps; its own model, trained without caps); CPU seconds
-of the process, median of the repeats, each side's test-site F1 beside it (datatrove's: the same model on raw
-text, threshold chosen on the validation sites the same way).
+(1 000 chars / 192 tokens) and with full-text input (no caps; its own model, trained without caps, its own
+CV); CPU seconds of the process, median of the repeats, each side's test-site F1 beside it (datatrove's: the
+chosen model on raw text, threshold from the fold models' raw-text out-of-fold scores).
 
-    python bench/bench_classify.py [--quick] [--json out.json]
+    python bench/bench_classify.py [--quick] [--rows SUBSTR ...] [--folds 5] [--json out.json]
 """
 
 from __future__ import annotations
@@ -43,8 +44,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 SHARED = REPO.parent / "shared" / "data"
 
-from classifiers.data import MATH, OTHER, load_examples, split  # noqa: E402
-from classifiers.metrics import best_f1_point, metrics_at, threshold_for_recall  # noqa: E402
+from classifiers.cv import CVResult, cross_validate, fasttext_fit, operating_points  # noqa: E402
+from classifiers.data import MATH, OTHER, Example, load_examples, split  # noqa: E402
+from classifiers.metrics import metrics_at  # noqa: E402
 from classifiers.model import MathClassifier, TrainParams, train_model  # noqa: E402
 from classifiers.pages import Page, assign_splits, read_pages, split_pages  # noqa: E402
 from classifiers.preprocess import MAX_CHARS, MAX_TOKENS, Features  # noqa: E402
@@ -73,34 +75,77 @@ def _lang_f1(scores, pages: list[Page], threshold: float, lang: str) -> float:
     return metrics_at(np.asarray(scores)[idx], [pages[i].label == MATH for i in idx], threshold).f1
 
 
-def evaluate(name: str, vs, ts, parts: dict[str, list[Page]]) -> dict:
-    """Thresholds from the validation-site scores ``vs``, reported on the test-site scores ``ts``."""
-    valid, test = parts["validation"], parts["test"]
-    final = best_f1_point(vs, _y(valid))
-    high = threshold_for_recall(vs, _y(valid), HIGH_RECALL)
-    high_t = min(high.threshold, final.threshold)
-    m, h = metrics_at(ts, _y(test), final.threshold), metrics_at(ts, _y(test), high_t)
-    row = {"row": name, "threshold": round(final.threshold, 4), "valid_f1": round(final.metrics.f1, 4),
-           "test_p": round(m.precision, 4), "test_r": round(m.recall, 4), "test_f1": round(m.f1, 4),
-           "test_f1_en": round(_lang_f1(ts, test, final.threshold, "en"), 4),
-           "test_f1_zh": round(_lang_f1(ts, test, final.threshold, "zh"), 4),
-           "hr_threshold": round(high_t, 4), "hr_test_recall": round(h.recall, 4),
-           "hr_test_general_pass": round(h.fp / max(h.fp + h.tn, 1), 4),
-           "hr_valid_general_pass": round(high.general_pass if high_t == high.threshold else final.general_pass, 4)}
-    print(f"  {name:52s} valid F1 {row['valid_f1']:.3f} | test P {m.precision:.3f} R {m.recall:.3f} F1 {m.f1:.3f} "
-          f"(en {row['test_f1_en']:.3f}, zh {row['test_f1_zh']:.3f}) @ {final.threshold:.3f} | high-recall: "
-          f"R {h.recall:.3f}, general pass {row['hr_test_general_pass']:.3f}", flush=True)
+def evaluate(name: str, oof, ts, dev: list[Page], test: list[Page]) -> dict:
+    """Thresholds from the pooled out-of-fold scores ``oof`` of the dev pages, reported on the test scores."""
+    final, high = operating_points(oof, _y(dev), HIGH_RECALL)
+    m, h = metrics_at(ts, _y(test), final.threshold), metrics_at(ts, _y(test), high.threshold)
+    r4 = lambda x: round(float(x), 4)  # noqa: E731
+    row = {"row": name, "threshold": r4(final.threshold), "cv_p": r4(final.metrics.precision),
+           "cv_r": r4(final.metrics.recall), "cv_f1": r4(final.metrics.f1),
+           "cv_f1_en": r4(_lang_f1(oof, dev, final.threshold, "en")),
+           "cv_f1_zh": r4(_lang_f1(oof, dev, final.threshold, "zh")),
+           "test_p": r4(m.precision), "test_r": r4(m.recall), "test_f1": r4(m.f1),
+           "test_f1_en": r4(_lang_f1(ts, test, final.threshold, "en")),
+           "test_f1_zh": r4(_lang_f1(ts, test, final.threshold, "zh")),
+           "hr_threshold": r4(high.threshold), "hr_cv_general_pass": r4(high.general_pass),
+           "hr_test_recall": r4(h.recall), "hr_test_general_pass": r4(h.fp / max(h.fp + h.tn, 1))}
+    print(f"  {name:50s} CV F1 {row['cv_f1']:.3f} (en {row['cv_f1_en']:.3f}, zh {row['cv_f1_zh']:.3f}) | test P "
+          f"{m.precision:.3f} R {m.recall:.3f} F1 {m.f1:.3f} (en {row['test_f1_en']:.3f}, zh {row['test_f1_zh']:.3f})"
+          f" @ {final.threshold:.3f} | high-recall: R {h.recall:.3f}, general pass {row['hr_test_general_pass']:.3f} "
+          f"(CV {row['hr_cv_general_pass']:.3f})", flush=True)
     return row
 
 
-def fit(out: Path, train, params: TrainParams) -> MathClassifier:
-    train_model(str(out), train, [], params)
-    return MathClassifier(str(out))
+class Recorder:
+    """A :data:`classifiers.cv.Fit` that also keeps what datatrove's raw-text scoring gives with each fold model."""
+
+    def __init__(self, params: TrainParams):
+        self.fit_one, self.raw = fasttext_fit(params), {}
+
+    def __call__(self, out: str, train):
+        score = self.fit_one(out, train)
+        clf = MathClassifier(out)
+
+        def both(texts):
+            self.raw.update(zip(texts, raw_scores(clf, texts), strict=True))
+            return score(texts)
+        return both
+
+
+def raw_scores(clf: MathClassifier, texts) -> np.ndarray:
+    """What datatrove's ``FastTextClassifierFilter`` computes: one ``predict`` on the raw text per document."""
+    out = []
+    for t in texts:
+        labels, probs = clf.model.predict(t.replace("\n", " "), k=-1)
+        out.append(dict(zip(labels, probs, strict=True)).get("__label__math", 0.0))
+    return np.clip(np.array(out, dtype=np.float32), 0, 1)
+
+
+def run_row(tmp: Path, name: str, base: list[Example], params: TrainParams, repeat: int, dev: list[Page],
+            test: list[Page], folds: int, record_raw: bool = False) -> tuple[dict, CVResult, MathClassifier, dict]:
+    """Cross-validate one setting by site over ``dev``, train it on seed + every dev page, score ``test``."""
+    fit = Recorder(params) if record_raw else fasttext_fit(params)
+    cv = cross_validate(base, dev, fit, folds=folds, page_repeat=repeat, target_recall=HIGH_RECALL,
+                        workdir=str(tmp)) if repeat else None
+    out = tmp / re.sub(r"\W+", "_", name)[:60]
+    train_model(str(out), [*base, *[p.example() for p in dev] * repeat], [], params)
+    clf = MathClassifier(str(out))
+    if cv is None:  # no pages in training: every fold model would be this one
+        cv = CVResult({}, clf.score([p.text for p in dev]), *operating_points(clf.score([p.text for p in dev]),
+                                                                               _y(dev), HIGH_RECALL))
+    row = evaluate(name, cv.scores, clf.score([p.text for p in test]), dev, test)
+    row["params"] = {"page_repeat": repeat, "seed_examples": len(base), "dim": params.dim, "epoch": params.epoch,
+                     "lr": params.lr, "word_ngrams": params.word_ngrams, "minn": params.minn, "maxn": params.maxn,
+                     "features": params.features.to_dict(), "max_chars": params.max_chars}
+    return row, cv, clf, (fit.raw if record_raw else {})
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="three ablation rows, 3 speed repeats")
+    ap.add_argument("--quick", action="store_true", help="three ablation rows, 3 speed repeats (exploring)")
+    ap.add_argument("--rows", nargs="*", help="only the ablation rows whose name holds one of these (exploring)")
+    ap.add_argument("--folds", type=int, default=5, help="cross-validation folds (by site) over the dev sites")
+    ap.add_argument("--no-speed", action="store_true", help="skip the code model, filters and speed (exploring)")
     ap.add_argument("--json", help="write the results here")
     args = ap.parse_args()
     t_start = time.time()
@@ -109,70 +154,80 @@ def main() -> None:
     pos_zh = load_examples(str(seed / "math_text_zh.jsonl"), MATH)
     neg_en = load_examples(str(seed / "general_text.jsonl"), OTHER)
     neg_zh = load_examples(str(seed / "general_text_zh.jsonl"), OTHER)
-    seed_all = pos_en + pos_zh + neg_en + neg_zh
+    seed_all, seed_en = pos_en + pos_zh + neg_en + neg_zh, pos_en + neg_en
     rejects: list[str] = []
     pages = read_pages([str(SHARED / "web" / "pages.jsonl"), str(SHARED / "web2" / "pages.jsonl")], rejects)
-    splits = assign_splits(pages)
-    parts = split_pages(pages, splits)
+    parts = split_pages(pages, assign_splits(pages))
     for k, v in parts.items():
         print(f"{k}: {len(v)} pages ({sum(_y(v))} math; en {sum(p.lang == 'en' for p in v)}, "
               f"zh {sum(p.lang == 'zh' for p in v)}) from {len({p.site for p in v})} sites")
-    train_pages = [p.example() for p in parts["train"]]
-    vt = [p.text for p in parts["validation"]], [p.text for p in parts["test"]]
+    dev, test = parts["train"] + parts["validation"], parts["test"]
     tmp = Path(tempfile.mkdtemp(prefix="bench_classify_"))
     results: dict = {"split": {k: {"pages": len(v), "math": sum(_y(v)), "sites": len({p.site for p in v})}
-                               for k, v in parts.items()}, "rejects": rejects, "ablation": [], "speed": {}}
+                               for k, v in parts.items()}, "folds": args.folds, "rejects": rejects,
+                     "ablation": [], "speed": {}}
     rows = results["ablation"]
-    print("ablation (train: seed + train-site pages; thresholds: validation sites; scores: test sites):")
-    rows.append(evaluate("keyword prefilter (>= 3 hits)", keyword_scores(vt[0]), keyword_scores(vt[1]), parts))
+    print(f"ablation ({args.folds}-fold CV by site over the {len(dev)} dev pages: thresholds from pooled "
+          "out-of-fold scores; test: the row trained on seed + every dev page):")
+    kw = lambda ps: keyword_scores([p.text for p in ps])  # noqa: E731
+    rows.append(evaluate("keyword prefilter (>= 3 hits)", kw(dev), kw(test), dev, test))
+    R = dataclasses.replace
     ablation = {
-        "seed only (v3 features)": (seed_all, WEB),
-        "seed + pages x8, no markup tokens": (seed_all + train_pages * 8,
-                                              dataclasses.replace(WEB, features=Features(False, False, False))),
-        "seed + pages x8, v2 markup tokens": (seed_all + train_pages * 8, dataclasses.replace(WEB, features=V2)),
-        "  + code blocks left out": (seed_all + train_pages * 8, dataclasses.replace(
-            WEB, features=Features(density=False))),
-        "  + densities, prices, program tokens (v3)": (seed_all + train_pages * 8, WEB),
-        "v3, pages x1": (seed_all + train_pages, WEB),
-        "v3, pages x8, no Chinese seed": (pos_en + neg_en + train_pages * 8, WEB),
-        "v3, pages x8, Chinese seed x2": (seed_all + pos_zh + neg_zh + train_pages * 8, WEB),
-        "v3, DeepSeekMath fastText defaults (dim 256, lr 0.1, 3 epochs)": (
-            seed_all + train_pages * 8, TrainParams(threads=1)),
+        "seed only (v3 features)": (seed_all, WEB, 0),
+        "seed + pages x8, no markup tokens": (seed_all, R(WEB, features=Features(False, False, False)), 8),
+        "seed + pages x8, v2 markup tokens": (seed_all, R(WEB, features=V2), 8),
+        "  + code blocks left out": (seed_all, R(WEB, features=Features(density=False)), 8),
+        "  + densities, prices, program tokens (v3)": (seed_all, WEB, 8),
+        "v3, pages x1": (seed_all, WEB, 1),
+        "v3, pages x8, no Chinese seed": (seed_en, WEB, 8),
+        "v3, pages x8, no Chinese seed, wordNgrams 2": (seed_en, R(WEB, word_ngrams=2), 8),
+        "v3, DeepSeekMath fastText defaults (dim 256, lr 0.1, 3 epochs)": (seed_all, TrainParams(threads=1), 8),
     }
     if args.quick:
-        ablation = {k: v for k, v in ablation.items() if "v2 markup" in k or "(v3)" in k or "no Chinese" in k}
-    fitted = []
-    for i, (name, (train, params)) in enumerate(ablation.items()):
-        clf = fit(tmp / f"a{i}", train, params)
-        vs, ts = clf.score(vt[0]), clf.score(vt[1])
-        rows.append(evaluate(name, vs, ts, parts))
-        fitted.append((clf, rows[-1], ts, train, params))
-    # the choice is made on the validation sites only: best F1, then fewest general pages at high recall
-    clf, row, ts, train, params = max(fitted, key=lambda f: (f[1]["valid_f1"], -f[1]["hr_valid_general_pass"]))
-    results["chosen"] = row["row"]
-    print(f"chosen on the validation sites: {row['row']}")
-    results["misclassified"] = []
-    for p, s in zip(parts["test"], ts.tolist(), strict=True):
-        if (s >= row["threshold"]) != (p.label == MATH):
-            results["misclassified"].append({"page": p.key.rsplit("/", 1)[-1], "site": p.site, "lang": p.lang,
-                                             "label": p.label, "score": round(s, 4)})
-            print(f"    test-site error: {results['misclassified'][-1]}")
-    results["code"] = code_model(tmp, seed)
-    results["filters"] = filter_removals(parts)
-    full = fit(tmp / "full_text", train, dataclasses.replace(params, max_chars=10**9, max_tokens=10**9))
-    texts = [p.text for p in pages] + [e.text for e in split(seed_all, 0.1, seed=5)[1][:600]]
-    results["speed"] = speed(clf, full, texts, parts, repeats=3 if args.quick else 7)
+        ablation = {k: v for k, v in ablation.items() if "v2 markup" in k or "(v3)" in k or k.endswith("Chinese seed")}
+    if args.rows:
+        ablation = {k: v for k, v in ablation.items() if any(r in k for r in args.rows)}
+    fitted = {}
+    for name, (base, params, repeat) in ablation.items():
+        row, cv, clf, _ = run_row(tmp, name, base, params, repeat, dev, test, args.folds)
+        rows.append(row)
+        fitted[name] = (row, cv, clf, base, params, repeat)
+    # the choice is made on the dev sites' out-of-fold scores only
+    key = lambda n: (fitted[n][0]["cv_f1"], min(fitted[n][0]["cv_f1_en"], fitted[n][0]["cv_f1_zh"]),  # noqa: E731
+                     -fitted[n][0]["hr_cv_general_pass"])
+    chosen = max(fitted, key=key)
+    row, cv, clf, base, params, repeat = fitted[chosen]
+    results["chosen"] = chosen
+    print(f"chosen on the CV of the dev sites: {chosen}")
+    results["misclassified_cv"] = _errors(dev, cv.scores, row["threshold"], "out-of-fold")
+    results["misclassified"] = _errors(test, clf.score([p.text for p in test]), row["threshold"], "test-site")
+    if not args.no_speed:
+        results["code"] = code_model(tmp, seed)
+        results["filters"] = filter_removals(parts)
+        texts = [p.text for p in pages] + [e.text for e in split(seed_all, 0.1, seed=5)[1][:600]]
+        results["speed"] = speed(tmp, chosen, base, params, repeat, dev, test, texts, args)
     results["seconds"] = round(time.time() - t_start, 1)
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2, ensure_ascii=False))
     shutil.rmtree(tmp, ignore_errors=True)
 
 
+def _errors(pages: list[Page], scores, threshold: float, what: str) -> list[dict]:
+    out = []
+    for p, s in zip(pages, np.asarray(scores).tolist(), strict=True):
+        if (s >= threshold) != (p.label == MATH):
+            out.append({"page": p.key.rsplit("/", 1)[-1], "site": p.site, "lang": p.lang, "label": p.label,
+                        "score": round(s, 4)})
+            print(f"    {what} error: {out[-1]}")
+    return out
+
+
 def code_model(tmp: Path, seed: Path) -> dict:
     cpos = load_examples(str(seed / "math_code.jsonl"), MATH)
     cneg = load_examples(str(seed / "general_code.jsonl"), OTHER)
     ctr, cte = split(cpos + cneg, 0.2, seed=123)
-    clf = fit(tmp / "code", ctr, WEB)
+    train_model(str(tmp / "code"), ctr, [], WEB)
+    clf = MathClassifier(str(tmp / "code"))
     m = metrics_at(clf.score([e.text for e in cte]), [e.label == MATH for e in cte], 0.5)
     print(f"code model (math code vs general code, held-out files, 0.5): P {m.precision:.3f} R {m.recall:.3f} "
           f"F1 {m.f1:.3f}")
@@ -193,26 +248,23 @@ def filter_removals(parts: dict[str, list[Page]]) -> dict:
     return out
 
 
-def speed(clf: MathClassifier, full: MathClassifier, texts: list[str], parts: dict[str, list[Page]],
-          repeats: int) -> dict:
-    """CPU seconds to score ``texts`` (median of ``repeats``) and each scorer's test-site F1."""
+def speed(tmp: Path, chosen: str, base, params: TrainParams, repeat: int, dev: list[Page], test: list[Page],
+          texts: list[str], args) -> dict:
+    """CPU seconds to score ``texts`` (median of the repeats) and each scorer's test-site F1 (its own CV
+    thresholds: datatrove's from the fold models' raw-text scores, full text from its own CV)."""
     from datatrove.data import Document
     from datatrove.pipeline.filters.fasttext_filter import FastTextClassifierFilter
 
+    caps, cv, clf, raw = run_row(tmp, f"speed row: caps ({chosen})", base, params, repeat, dev, test, args.folds,
+                                 record_raw=True)
+    peer_row = evaluate("speed row: datatrove (raw text)", np.array([raw[p.text] for p in dev]),
+                        raw_scores(clf, [p.text for p in test]), dev, test)
+    full_row, _, full, _ = run_row(tmp, "speed row: full text (no caps)", base,
+                                   dataclasses.replace(params, max_chars=10**9, max_tokens=10**9), repeat, dev, test,
+                                   args.folds)
+    f1 = {"datatrove": peer_row, "caps": caps, "full text": full_row}
     peer = FastTextClassifierFilter(str(clf.bin_path), keep_labels=("math", 0.5))
-    label = "__label__math"
-
-    def peer_scores(docs: list[str]) -> np.ndarray:
-        out = []
-        for t in docs:
-            labels, probs = peer.model.predict(t.replace("\n", " "), k=-1)
-            out.append(dict(zip(labels, probs, strict=True)).get(label, 0.0))
-        return np.clip(np.array(out, dtype=np.float32), 0, 1)
-
-    vt = [p.text for p in parts["validation"]], [p.text for p in parts["test"]]
-    f1 = {}
-    for name, fn in (("datatrove", peer_scores), ("caps", clf.score), ("full text", full.score)):
-        f1[name] = evaluate(f"speed row: {name}", fn(vt[0]), fn(vt[1]), parts)
+    repeats = 3 if args.quick else 7
     times: dict[str, list[float]] = {"datatrove": [], "caps": [], "full text": []}
     clock = time.process_time
     for _ in range(repeats):
@@ -231,8 +283,9 @@ def speed(clf: MathClassifier, full: MathClassifier, texts: list[str], parts: di
     out = {"docs": len(texts), "mb": round(mb, 2), "repeats": repeats}
     for k in times:
         out[k] = {"s": round(med[k], 3), "ratio": round(med[k] / med["datatrove"], 3),
-                  "runs": [round(x, 3) for x in times[k]], "test_f1": f1[k]["test_f1"]}
-        print(f"  {k:10s} {med[k]:.3f}s  ratio {med[k] / med['datatrove']:.2f}  test-site F1 {f1[k]['test_f1']:.3f}")
+                  "runs": [round(x, 3) for x in times[k]], "test_f1": f1[k]["test_f1"], "cv_f1": f1[k]["cv_f1"]}
+        print(f"  {k:10s} {med[k]:.3f}s  ratio {med[k] / med['datatrove']:.2f}  test-site F1 {f1[k]['test_f1']:.3f}"
+              f" (CV {f1[k]['cv_f1']:.3f})")
     out["caps_setting"] = {"max_chars": MAX_CHARS, "max_tokens": MAX_TOKENS}
     return out
 

@@ -43,6 +43,8 @@ class TrainParams:
     lr: float = 0.1
     word_ngrams: int = 3
     min_count: int = 3
+    minn: int = 0  # character n-grams of words (fastText subwords; 0: none)
+    maxn: int = 0
     epoch: int = 3
     bucket: int = 500_000  # hashed n-gram rows: model size ~ bucket * dim * 4 bytes
     loss: str = "softmax"
@@ -56,12 +58,13 @@ class TrainParams:
     features: Features = field(default_factory=Features)  # what preprocessing adds to the words
     page_repeat: int = 8  # labelled web pages (train sites) count this many times next to the seed texts
     site_split: tuple[float, float, float] = (0.6, 0.2, 0.2)  # train / validation / test share of the pages
-    high_recall: float = 0.995  # recall of the high-recall (first-pass) operating point, on validation sites
+    cv_folds: int = 5  # folds (by site) of the cross-validation over the train+validation sites
+    high_recall: float = 0.995  # recall of the high-recall (first-pass) operating point, pooled out-of-fold
 
     def fasttext_kwargs(self) -> dict[str, Any]:
         return {"dim": self.dim, "lr": self.lr, "wordNgrams": self.word_ngrams, "minCount": self.min_count,
-                "epoch": self.epoch, "bucket": self.bucket, "loss": self.loss, "thread": self.threads,
-                "seed": self.seed, "verbose": 0}
+                "minn": self.minn, "maxn": self.maxn, "epoch": self.epoch, "bucket": self.bucket, "loss": self.loss,
+                "thread": self.threads, "seed": self.seed, "verbose": 0}
 
 
 _TRAIN_SCRIPT = (
@@ -193,9 +196,10 @@ def train_from_files(
     """Train from JSONL/Parquet files of positives (math) and negatives (other), plus ``extra`` examples.
 
     Validation is ``valid`` when given, else a deterministic ``valid_fraction`` of the file examples. With
-    ``pages`` (page lists, :mod:`classifiers.pages`), the pages are split by site: the train sites' pages join
-    the training data (``page_repeat`` times), the validation sites choose the thresholds (best F1, and the
-    high-recall point) and the test sites report them (model card: ``operating_points``, ``site_split``).
+    ``pages`` (page lists, :mod:`classifiers.pages`), the pages are split by site: the train+validation sites
+    are cross-validated by site (``cv_folds``) to choose the thresholds on pooled out-of-fold scores (best F1,
+    and the high-recall point), the model trains on the seed + those pages (``page_repeat`` times) and the test
+    sites report both points (model card: ``protocol``, ``cv``, ``operating_points``, ``site_split``).
     With ``reuse``, an existing model trained on the same data and parameters is kept (its card is returned).
     """
     params = params or TrainParams()
@@ -208,28 +212,38 @@ def train_from_files(
         if card and card.get("fingerprint") == fingerprint and (Path(output_dir) / MODEL_FILE).exists():
             return card
     examples = load_examples(positives, MATH, text_field) + load_examples(negatives, OTHER, text_field)
-    parts = splits = None
     if pages:
-        from classifiers.pages import assign_splits, read_pages, split_pages
-
-        page_rows = read_pages(pages, rejects)
-        splits = assign_splits(page_rows, params.site_split, params.seed)
-        parts = split_pages(page_rows, splits)
-        train = examples + [p.example() for p in parts["train"]] * params.page_repeat
-        valid = [p.example() for p in parts["validation"]]
-    elif valid is None:
+        return _train_with_pages(output_dir, [*examples, *extra], pages, params, data, fingerprint, len(extra),
+                                 rejects)
+    if valid is None:
         train, valid = split(examples, params.valid_fraction, params.seed)
     else:
         train = examples
-    train = [*train, *extra]
-    card = train_model(output_dir, train, valid, params, data=data,
+    return train_model(output_dir, [*train, *extra], valid, params, data=data,
                        extra_card={"fingerprint": fingerprint, "extra_examples": len(extra)})
-    if parts is not None:
-        from classifiers.pages import site_split_card
 
-        clf = MathClassifier(output_dir, threshold=0.5)
-        card.update(site_split_card(clf, parts, splits, params.high_recall, params.site_split, params.seed))
-        write_json(card, str(Path(output_dir) / CARD_FILE))
+
+def _train_with_pages(output_dir: str, base: list[Example], pages: Sequence[str], params: TrainParams,
+                      data: dict, fingerprint: str, n_extra: int, rejects: list[str] | None) -> dict[str, Any]:
+    """Sites split train/validation/test; thresholds from cross-validation by site over the train+validation
+    (dev) sites (:mod:`classifiers.cv`); the model trains on ``base`` + every dev page; test sites reported."""
+    from classifiers.cv import cross_validate, fasttext_fit, site_split_card
+    from classifiers.metrics import evaluation_report
+    from classifiers.pages import assign_splits, read_pages, split_pages
+
+    page_rows = read_pages(pages, rejects)
+    parts = split_pages(page_rows, assign_splits(page_rows, params.site_split, params.seed))
+    dev = parts["train"] + parts["validation"]
+    Path(output_dir).mkdir(parents=True, exist_ok=True)
+    cv = cross_validate(base, dev, fasttext_fit(params), folds=params.cv_folds, page_repeat=params.page_repeat,
+                        target_recall=params.high_recall, seed=params.seed, workdir=output_dir)
+    card = train_model(output_dir, [*base, *[p.example() for p in dev] * params.page_repeat], [], params,
+                       data=data, extra_card={"fingerprint": fingerprint, "extra_examples": n_extra})
+    y = [p.label == MATH for p in dev]
+    card["counts"]["validation"] = {MATH: sum(y), OTHER: len(y) - sum(y)}  # out-of-fold: every dev page once
+    card["validation"] = evaluation_report(cv.scores, y, cv.final.threshold)
+    card.update(site_split_card(MathClassifier(output_dir).score, parts, cv, params.site_split, params.seed))
+    write_json(card, str(Path(output_dir) / CARD_FILE))
     return card
 
 

@@ -125,14 +125,12 @@ def _frac(key: str, salt: str) -> float:
     return int.from_bytes(hashlib.blake2b(f"{salt}\0{key}".encode(), digest_size=8).digest(), "big") / 2**64
 
 
-def assign_splits(pages: Iterable[Page], fractions: tuple[float, float, float] = (0.6, 0.2, 0.2),
-                  seed: int = 0) -> dict[str, str]:
-    """``{site: "train"|"validation"|"test"}``: a fixed, hash-ordered deal of the sites, stratified by what a
-    site holds (math or general only, and its main language) so each split gets math and general pages of
-    every language in about ``fractions`` (counted in pages). Deterministic: a site always lands in the same
-    split for the same set of sites."""
+def deal_sites(pages: Iterable[Page], fractions: Sequence[float], salt: str) -> dict[str, int]:
+    """``{site: part index}``: a fixed, hash-ordered deal of the sites into ``len(fractions)`` parts, stratified
+    by what a site holds (math or general only, and its main language) so each part gets math and general pages
+    of every language in about ``fractions`` (counted in pages). Deterministic for the same set of sites."""
     if abs(sum(fractions) - 1) > 1e-6 or min(fractions) < 0:
-        raise ValueError(f"split fractions must be >= 0 and sum to 1, got {fractions}")
+        raise ValueError(f"split fractions must be >= 0 and sum to 1, got {tuple(fractions)}")
     kinds: dict[str, set[str]] = {}
     langs: dict[str, dict[str, int]] = {}
     size: dict[str, int] = {}
@@ -145,17 +143,31 @@ def assign_splits(pages: Iterable[Page], fractions: tuple[float, float, float] =
     for site in kinds:
         main = max(sorted(langs[site]), key=langs[site].get)
         strata.setdefault((MATH in kinds[site], main if main in ("en", "zh") else "other"), []).append(site)
-    out: dict[str, str] = {}
+    out: dict[str, int] = {}
+    n = len(fractions)
     for key in sorted(strata):
-        sites = sorted(strata[key], key=lambda s: _frac(s, f"split{seed}"))
-        counts, total = [0, 0, 0], 0
+        sites = sorted(strata[key], key=lambda s: _frac(s, salt))
+        counts, total = [0] * n, 0
         for site in sites:
-            # the split furthest below its share of the pages dealt so far takes the site (and its pages)
+            # the part furthest below its share of the pages dealt so far takes the site (and its pages)
             total += size[site]
-            k = max(range(3), key=lambda j: (fractions[j] * total - counts[j], -j))
+            k = max(range(n), key=lambda j: (fractions[j] * total - counts[j], -j))
             counts[k] += size[site]
-            out[site] = SPLITS[k]
+            out[site] = k
     return out
+
+
+def assign_splits(pages: Iterable[Page], fractions: tuple[float, float, float] = (0.6, 0.2, 0.2),
+                  seed: int = 0) -> dict[str, str]:
+    """``{site: "train"|"validation"|"test"}`` (:func:`deal_sites` with ``fractions``): no site on two sides."""
+    return {site: SPLITS[k] for site, k in deal_sites(pages, fractions, f"split{seed}").items()}
+
+
+def site_folds(pages: Iterable[Page], folds: int = 5, seed: int = 0) -> dict[str, int]:
+    """``{site: fold}`` for grouped cross-validation by site (:func:`deal_sites`, ``folds`` equal parts)."""
+    if folds < 2:
+        raise ValueError(f"cross-validation needs at least 2 folds, got {folds}")
+    return deal_sites(pages, [1 / folds] * folds, f"folds{seed}")
 
 
 def split_pages(pages: Sequence[Page], splits: dict[str, str]) -> dict[str, list[Page]]:
@@ -174,31 +186,6 @@ def page_report(scores, pages: Sequence[Page], threshold: float) -> dict:
             **{k: v for k, v in metrics_at(scores, y, threshold).to_dict().items()},
             "per_language": grouped_report(scores, y, [p.lang for p in pages], threshold),
             "per_site": grouped_report(scores, y, [p.site for p in pages], threshold)}
-
-
-def site_split_card(clf, parts: dict[str, list[Page]], splits: dict[str, str], target_recall: float,
-                    fractions: Sequence[float], seed: int) -> dict:
-    """Operating points chosen on the validation sites and reported on the test sites (model card fields)."""
-    from classifiers.metrics import OperatingPoint, best_f1_point, threshold_for_recall
-
-    valid, test = parts["validation"], parts["test"]
-    vs, ts = clf.score([p.text for p in valid]), clf.score([p.text for p in test])
-    vy = [p.label == MATH for p in valid]
-    final, high = best_f1_point(vs, vy), threshold_for_recall(vs, vy, target_recall)
-    if high.threshold > final.threshold:  # the final point keeps all of that already: no higher first pass
-        high = OperatingPoint(high.rule + ", at most the final threshold", final.threshold, final.metrics,
-                              final.general_pass)
-    points = {"final": final, "high_recall": high}
-    return {
-        "site_split": {"fractions": list(fractions), "seed": seed,
-                       "pages": {k: len(v) for k, v in parts.items()},
-                       "sites": {k: sorted({p.site for p in v}) for k, v in parts.items()}},
-        "operating_points": {
-            name: {"validation": pt.to_dict(), "test": page_report(ts, test, pt.threshold) if test else None}
-            for name, pt in points.items()},
-        "threshold": round(points["final"].threshold, 6),
-        "threshold_rule": f"{points['final'].rule} on the validation sites",
-    }
 
 
 def record_pages(paths: str | Sequence[str], label: str, text_field: str = "text") -> list[Page]:

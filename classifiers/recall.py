@@ -2,7 +2,9 @@
 
 Each round: train a classifier on the seed data plus what earlier rounds found, score the whole pool, and
 then look at the recalled pages (score >= threshold) per domain. A domain whose recalled share exceeds
-``domain_threshold`` (10 %) is a math domain; inside it, the URL path prefixes (``host/seg1/``, depth
+``domain_threshold`` (10 %) is a math domain (with at least ``min_domain_recalled`` recalled pages, and judged by
+the Wilson lower bound of the share at ``domain_z`` = 1: one false positive among a small site's 4 posts is not a
+math site); inside it, the URL path prefixes (``host/seg1/``, depth
 ``prefix_depth``) that hold recalled pages are math paths, and the pages under them that were *not* recalled
 become candidate positives for the next round. Pages of non-math domains that score very low are sampled as
 extra negatives, so the model learns the pool's own general text and does not drift.
@@ -56,6 +58,8 @@ class RecallConfig:
     rounds: int = 4
     domain_threshold: float = 0.10  # recalled share above which a domain is a math domain
     min_domain_docs: int = 1  # domains with fewer pool documents are never math domains
+    min_domain_recalled: int = 2  # ... and domains with fewer recalled documents
+    domain_z: float = 1.0  # the share is judged by its Wilson lower bound at this z (0: the plain share)
     prefix_depth: int = 1  # URL path segments that make a prefix (0 = the whole domain)
     min_prefix_recalled: int = 1  # recalled pages a prefix needs to count as a math path
     candidate_min_score: float = 0.0  # candidates must score at least this (guards against junk pages)
@@ -117,12 +121,22 @@ def score_pool(clf: MathClassifier, pool: Sequence[str], batch_size: int = 1024)
     return score_records(clf, iter_pool(pool), batch_size)
 
 
+def wilson_lower(hits: int, n: int, z: float = 1.0) -> float:
+    """Lower bound of the Wilson score interval of the share ``hits / n`` (``z`` 0: the share itself)."""
+    if n <= 0:
+        return 0.0
+    p, z2 = hits / n, z * z
+    centre, half = p + z2 / (2 * n), z * float(np.sqrt(p * (1 - p) / n + z2 / (4 * n * n)))
+    return max(0.0, (centre - half) / (1 + z2 / n))
+
+
 def expand_domains(ps: PoolScores, threshold: float, cfg: RecallConfig) -> dict[str, Any]:
     """Math domains, math path prefixes, candidate positives and pool negatives for one scored pool."""
     recalled = ps.scores >= threshold
     total, hits = Counter(ps.domains), Counter(d for d, r in zip(ps.domains, recalled, strict=True) if r)
     shares = {d: hits[d] / n for d, n in total.items() if d}
-    math_domains = {d for d, s in shares.items() if s > cfg.domain_threshold and total[d] >= cfg.min_domain_docs}
+    math_domains = {d for d in shares if total[d] >= cfg.min_domain_docs and hits[d] >= cfg.min_domain_recalled
+                    and wilson_lower(hits[d], total[d], cfg.domain_z) > cfg.domain_threshold}
     prefix_hits: Counter[str] = Counter()
     prefix_of: list[str | None] = []
     for url, dom, r in zip(ps.urls, ps.domains, recalled, strict=True):

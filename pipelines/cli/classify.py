@@ -48,9 +48,13 @@ def train(
     positives: list[str] = typer.Option(..., "--positives", "-p", help=POS_HELP),
     negatives: list[str] = typer.Option(..., "--negatives", "-n", help=NEG_HELP),
     output: str = typer.Option(..., "--output", "-o", help="Model folder to write (model.bin + model.json)."),
-    pages: list[str] = typer.Option([], "--pages", help=PAGES_HELP + " Train sites join the training data, "
-                                    "validation sites choose the thresholds, test sites report them."),
-    page_repeat: int = typer.Option(8, min=1, help="Times each train-site page counts next to the seed texts."),
+    pages: list[str] = typer.Option([], "--pages", help=PAGES_HELP + " Thresholds come from cross-validation by "
+                                    "site over the train+validation sites, the model trains on them, the test "
+                                    "sites report both operating points."),
+    page_repeat: int = typer.Option(8, min=1, help="Times each train/validation-site page counts next to the "
+                                    "seed texts."),
+    cv_folds: int = typer.Option(5, min=2, help="With --pages: folds (by site) of the cross-validation that "
+                                 "chooses the thresholds."),
     dim: Dim = DIM,
     lr: Lr = LR,
     word_ngrams: WordNgrams = WORD_NGRAMS,
@@ -75,10 +79,10 @@ def train(
     params = train_params(threads, dim=dim, lr=lr, word_ngrams=word_ngrams, min_count=min_count, epoch=epoch,
                           bucket=bucket, seed=seed, valid_fraction=valid_fraction, max_chars=max_chars,
                           max_tokens=max_tokens, target_recall=target_recall, target_precision=target_precision,
-                          page_repeat=page_repeat)
+                          page_repeat=page_repeat, cv_folds=cv_folds)
     if pages and (target_recall is not None or target_precision is not None):
-        raise typer.BadParameter("with --pages the thresholds are chosen on the validation sites (best F1 and "
-                                 "recall >= 0.995): drop --target-recall/--target-precision")
+        raise typer.BadParameter("with --pages the thresholds are chosen by cross-validation by site (best F1 "
+                                 "and recall >= 0.995): drop --target-recall/--target-precision")
     rejects: list[str] = []
     card = train_from_files(output, positives, negatives, params, text_field=text_field, pages=pages,
                             rejects=rejects)
@@ -87,14 +91,15 @@ def train(
     v = card["validation"].get("at_threshold", {})
     typer.echo(f"model: {output}  train {card['counts']['train']}  validation {card['counts']['validation']}")
     if "operating_points" in card:
-        typer.echo(f"site split: {card['site_split']['pages']} pages")
+        typer.echo(f"site split: {card['site_split']['pages']} pages; {card['protocol']}")
         for name, pt in card["operating_points"].items():
-            val, test = pt["validation"], pt["test"] or {}
-            typer.echo(f"{name} @ {val['threshold']:.4f}: validation sites P={val['precision']:.4f} "
+            val, test = pt["cv"], pt["test"] or {}
+            typer.echo(f"{name} @ {val['threshold']:.4f}: CV (train+validation sites) P={val['precision']:.4f} "
                        f"R={val['recall']:.4f} F1={val['f1']:.4f}; test sites P={test.get('precision', 0):.4f} "
                        f"R={test.get('recall', 0):.4f} F1={test.get('f1', 0):.4f}; general pages let through "
                        f"{val['general_pass']:.3f} / {_pass(test):.3f}")
             typer.echo("  test sites by language: " + ", ".join(map(_group, test.get("per_language", []))))
+        typer.echo("  CV by language: " + ", ".join(map(_group, card["cv"]["per_language"])))
     elif v:
         typer.echo(f"validation @ {card['threshold']:.4f}: P={v['precision']:.4f} R={v['recall']:.4f} "
                    f"F1={v['f1']:.4f}  ({card['threshold_rule']})")

@@ -29,6 +29,9 @@ class RecallSettings(StageSettings):
     rounds: int = Field(4, ge=1)
     domain_threshold: float = Field(0.10, gt=0, lt=1, description="recalled share that makes a math domain")
     min_domain_docs: int = Field(1, ge=1)
+    min_domain_recalled: int = Field(2, ge=1, description="recalled documents a math domain needs")
+    domain_z: float = Field(1.0, ge=0, description="z of the Wilson lower bound the recalled share is judged by "
+                            "(0: the plain share)")
     prefix_depth: int = Field(1, ge=0, description="URL path segments of a math path prefix")
     min_prefix_recalled: int = Field(1, ge=1)
     candidate_min_score: float = Field(0.0, ge=0, le=1)
