@@ -152,7 +152,7 @@ def recall(pages: list[dict], used: set[int], firstpass, final) -> dict:
 
     single_math = two_math = 0
     nonmath_candidates = nonmath = 0
-    missed = []
+    missed, let_through = [], []
     for i in sorted(used):
         p = pages[i]
         try:
@@ -168,6 +168,8 @@ def recall(pages: list[dict], used: set[int], firstpass, final) -> dict:
         if p["label"] != "math":
             nonmath += 1
             nonmath_candidates += sig.candidate
+            if sig.candidate:
+                let_through.append(f"{sig.reason}: {p['url']}")
         if p["label"] == "math" and single:
             single_math += 1
             if sig.candidate:  # the same extraction + classifier then runs on it
@@ -176,7 +178,7 @@ def recall(pages: list[dict], used: set[int], firstpass, final) -> dict:
                 missed.append(p["url"])
     return {"single_pass_kept_math": single_math, "two_pass_kept_of_those": two_math,
             "recall": two_math / single_math if single_math else float("nan"), "missed": missed,
-            "nonmath_pages": nonmath, "nonmath_candidates": nonmath_candidates}
+            "nonmath_pages": nonmath, "nonmath_candidates": nonmath_candidates, "nonmath_let_through": let_through}
 
 
 def main() -> None:
@@ -198,7 +200,14 @@ def main() -> None:
     fp_dir, final_dir = train_models(data, work)
     firstpass, final = FirstPass(fp_dir), MathClassifier(final_dir)
     card = json.loads((Path(fp_dir) / "model.json").read_text())
-    print(f"first-pass model: threshold {firstpass.threshold:.4f}; test sites: {card['first_pass']['test_rule']}")
+    print(f"first-pass model: threshold {firstpass.threshold:.4f}, {card['model_bytes'] / 1e6:.1f} MB; "
+          f"sites train / validation / test {card['first_pass']['sites']}")
+    for name, res in (("training sites, whole rule", card["train_rule"]),
+                      ("validation sites, whole rule", card["validation_rule"]),
+                      ("test sites, whole rule", card["first_pass"]["test_rule"]),
+                      ("test sites, model alone at the threshold", card["first_pass"]["test_at_threshold"])):
+        print(f"  {name}: math {res['tp']}/{res['tp'] + res['fn']}, general let through {res['fp']}/"
+              f"{res['fp'] + res['tn']}, precision {res['precision']:.2f}")
     results = {}
     for share in (float(s) for s in a.shares.split(",")):
         full, sample = work / f"crawl_{share:.2f}.warc.gz", work / f"crawl_{share:.2f}_sample" / "s.warc.gz"

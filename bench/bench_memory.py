@@ -3,6 +3,7 @@
     python bench/bench_memory.py [--quick] [--stages extract,dedup,...] [--tasks 2] [--sizes 1,10] [--repeats N]
                                  [--json F]
     python bench/bench_memory.py --cost-from F     # report + 1T-token cost model from a saved run
+    python bench/bench_memory.py --cost-from F --crawl-from R   # + the two-pass cost (R: bench_crawl's results.json)
 
 Memory: the seed JSONL (``../shared/data/seed``, 4,168 real documents) is copied ``r`` and ``10 r`` times (fresh
 ids per copy) and run through a manifest of ``extract`` plus every other stage that runs on default settings
@@ -164,11 +165,15 @@ def main() -> None:
                     help="runs per size (ours, then the peer); the run with the median CPU time is reported")
     ap.add_argument("--json", help="also write the results to this JSON file")
     ap.add_argument("--cost-from", help="print the report and 1T-token cost model from a saved --json file")
+    ap.add_argument("--crawl-from", help="with --cost-from: also the two-pass cost model, from the results.json "
+                    "that bench/bench_crawl.py writes to its --work folder")
     args = ap.parse_args()
     if args.cost_from:
         saved = json.loads(Path(args.cost_from).read_text())
         report(saved)
-        cost_model(saved)
+        single = cost_model(saved)
+        if args.crawl_from:
+            two_pass_cost(saved, json.loads(Path(args.crawl_from).read_text()), single)
         return
 
     from pipelines.executors import quiet_logs
@@ -272,7 +277,9 @@ def report_throughput(r: dict, ten: dict) -> None:
     for kind in ("html", "warc"):
         s = r[kind]
         tok = f"{s['tokens_out'] / cpu(s):>12,.0f} tok/s" if s.get("tokens_out") else ""
-        print(f"extract from {kind:<9}{s['docs_out'] / cpu(s):>10.1f}{tok}   ({s['docs_out']} docs, "
+        per_doc = (f", {s['input_bytes'] / s['docs_out'] / 1e3:.0f} KB in and {s['tokens_out'] / s['docs_out']:,.0f} "
+                   f"tokens out per document" if s.get("tokens_out") else "")
+        print(f"extract from {kind:<9}{s['docs_out'] / cpu(s):>10.1f}{tok}   ({s['docs_out']} docs{per_doc}, "
               f"{cpu(s):.1f} CPU-s, {s['task_seconds']:.1f} wall-s{_runs(s)})")
     print(f"median task peak RSS, {ten['documents']} documents, all stages: "
           f"{statistics.median(x for n in r['stages'] for x in ten['ours'][n]['peak_rss_mb']):.0f} MiB")
@@ -338,7 +345,46 @@ def cost_model(r: dict) -> dict:
         dedup_tokens = out_tok["dedup"]
         print(f"dedup work files: {work_tok:.2f} B/token measured -> {dedup_tokens * work_tok / 2**40:,.0f} TiB for "
               f"{dedup_tokens / 1e12:.1f} T tokens in; written by one rank, read by others: crosses nodes")
-    return {"pages": pages, "rows": rows, "total_core_hours": total / 3600}
+    return {"pages": pages, "rows": rows, "total_core_hours": total / 3600, "tokens_per_page": tokens_per_page}
+
+
+def two_pass_cost(r: dict, crawl: dict, single: dict, share: str = "0.02") -> dict:
+    """Core-hours of the same 1T-token build read in two passes (``extract --prefilter``), from bench_crawl's
+    measured two-pass rate (WARC records in per CPU-second, first pass on every record + full extraction of its
+    candidates) at ``share`` math, its share of non-math pages let through, and this run's per-stage rates.
+
+    Pages extracted = what classify keeps in the funnel + the let-through share of the rest; extraction beyond the
+    benchmark's own extracted share is charged at the HTML extraction rate. langid, filter and classify are charged
+    on every extracted page (an upper bound); dedup, decontam and tokens as in the single-pass model."""
+    c = crawl["shares"][share]
+    rate, bench_share = c["records_per_cpu_s"]["two"], c["extracted_share"]
+    rc = crawl["recall"]
+    let_through = rc["nonmath_candidates"] / rc["nonmath_pages"]
+    pages = single["pages"]
+    kept = FUNNEL["langid"] * FUNNEL["filter"] * FUNNEL["classify"]  # share of pages classify keeps
+    extracted = kept + let_through * (1 - kept)
+    html = r["html"]
+    html_rate = html["docs_out"] / cpu(html)
+    first = pages * (1 / rate + max(0.0, extracted - bench_share) / html_rate)
+    rows = [("first pass + extraction of the candidates", pages, first)]
+    ten = largest(r)["ours"]
+    seed_tpd = r["seed"]["tokens"] / r["seed"]["documents"]
+    text = sum(pages * extracted * single["tokens_per_page"] / (ten[st]["docs_in"] / cpu(ten[st]) * seed_tpd)
+               for st in ("langid", "filter", "classify") if st in ten)
+    rows.append(("langid, filter, classify (every extracted page)", pages * extracted, text))
+    rows.append(("dedup, decontam, tokens (as single-pass)", None,
+                 sum(c_s for st, _, c_s in single["rows"] if st in ("dedup", "decontam", "tokens") and c_s)))
+    total = sum(c_s for _, _, c_s in rows) / 3600
+    print(f"\ntwo-pass read ({float(share):.0%} math benchmark: {rate:.0f} records/CPU-s with {bench_share:.1%} "
+          f"extracted; {let_through:.1%} of non-math pages let through): {extracted:.1%} of {pages / 1e9:.1f} B pages "
+          f"extracted")
+    for name, d, c_s in rows:
+        docs = f"{d / 1e9:>8.2f}B" if d else f"{'':>9}"
+        print(f"  {name:<50}{docs}{c_s / 3600:>12,.0f} core-hours{c_s / 3600 / total:>8.1%}")
+    print(f"  total {total:,.0f} core-hours ({single['total_core_hours'] / total:.1f}x fewer than single-pass "
+          f"{single['total_core_hours']:,.0f}) = {total / NODE_CORES:,.0f} node-hours of {NODE_CORES} cores "
+          f"(= {total / NODE_CORES / 64:,.0f} h on 64 nodes)")
+    return {"total_core_hours": total, "rows": rows}
 
 
 if __name__ == "__main__":

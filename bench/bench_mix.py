@@ -99,6 +99,12 @@ def run_sample(out: Path) -> dict:
                                          for s in run["stages"]], "documents": run["corpus_documents"]}
 
 
+def print_sample(r: dict) -> None:
+    print(f"shared-sample.yaml on local Ray: {r['seconds']:.1f}s total, {r['documents']:,} docs in the corpus")
+    for stage, sec, din, dout in r["stages"]:
+        print(f"  {stage:<10} {sec:7.1f}s  {din if din is not None else '-'} -> {dout}")
+
+
 def main() -> None:
     import statistics
 
@@ -107,10 +113,13 @@ def main() -> None:
     ap.add_argument("--docs", type=int, default=None, help="documents to generate (default 1M)")
     ap.add_argument("--repeats", type=int, default=3, help="runs of each side (alternating); medians printed")
     ap.add_argument("--no-sample", action="store_true", help="skip the shared-sample end-to-end run")
+    ap.add_argument("--sample-only", action="store_true", help="only the shared-sample end-to-end run")
     args = ap.parse_args()
     n = args.docs or (200_000 if args.quick else 1_000_000)
     root = Path(tempfile.mkdtemp(prefix="bench_mix_"))
     try:
+        if args.sample_only:
+            return print_sample(run_sample(root / "sample"))
         data = root / "in"
         data.mkdir()
         nbytes = generate(data, n)
@@ -136,10 +145,7 @@ def main() -> None:
               f"{nbytes / 1e9 / peer:.3f} GB/s")
         print(f"ratio ours/peer time = {ours / peer:.3f} (medians of {args.repeats})")
         if not (args.quick or args.no_sample):
-            r = run_sample(root / "sample")
-            print(f"shared-sample.yaml on local Ray: {r['seconds']:.1f}s total, {r['documents']:,} docs in the corpus")
-            for stage, sec, din, dout in r["stages"]:
-                print(f"  {stage:<10} {sec:7.1f}s  {din if din is not None else '-'} -> {dout}")
+            print_sample(run_sample(root / "sample"))
     finally:
         shutil.rmtree(root, ignore_errors=True)
         if os.environ.get("RAY_ADDRESS") is None:

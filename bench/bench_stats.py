@@ -23,6 +23,7 @@ for reference only.
     python bench/bench_stats.py                 # 400k documents, 3 repeats
     python bench/bench_stats.py --docs 1000000  # 1M documents
     python bench/bench_stats.py --full --no-peer --keep DIR   # ours on 1M and 10M (scaling), data kept in DIR
+    python bench/bench_stats.py --hll-only      # HyperLogLog++ estimate vs the exact count (as tests/test_stats.py)
 """
 
 from __future__ import annotations
@@ -141,6 +142,28 @@ def run_datatrove(folder: Path, work: Path, tasks: int = 2, docstats: bool = Fal
     return seconds, summary
 
 
+def hll_check(root: Path, n: int = 260_000, repeats: int = 40_000) -> None:
+    """The distinct-text count of ``corpus_stats`` with HyperLogLog++ forced (``exact_limit=0``, 3 chunks merged by
+    register max) vs the exact count, on the texts of ``tests/test_stats.py`` (n distinct + repeats, 3 shards)."""
+    import polars as pl
+
+    from corpus.stats import HLL_P, corpus_stats
+
+    texts = pl.Series("text", [f"doc {i}: x^{i % 97} + {i * 7919 % 100_003} = y_{i // 13}" for i in range(n)])
+    texts = pl.concat([texts, texts.gather(np.arange(0, 4 * repeats, 4))])
+    df = pl.DataFrame({"id": [f"t{i}" for i in range(len(texts))], "text": texts}).sample(fraction=1.0, seed=1,
+                                                                                        shuffle=True)
+    folder = root / "hll"
+    folder.mkdir(parents=True, exist_ok=True)
+    for k, part in enumerate(df.iter_slices(100_000)):
+        part.write_parquet(folder / f"{k}.parquet")
+    exact = corpus_stats(str(folder))["duplicates"]["distinct_texts"]
+    got = corpus_stats(str(folder), exact_limit=0, chunk_rows=120_000)["duplicates"]["distinct_texts"]
+    bound = 3 * 1.04 / (1 << HLL_P) ** 0.5
+    print(f"HyperLogLog++ (p={HLL_P}) on {len(df):,} texts: estimate {got:,} vs exact {exact:,} distinct: "
+          f"{(got - exact) / exact:+.2%} (3 standard errors: {bound:.1%})")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--docs", type=int, default=400_000, help="documents (default 400k: 4 shards for 2 tasks)")
@@ -149,9 +172,16 @@ def main() -> None:
     ap.add_argument("--keep", help="generate into this folder and keep it")
     ap.add_argument("--no-peer", action="store_true", help="skip datatrove (e.g. with --full, peer measured before)")
     ap.add_argument("--docstats", action="store_true", help="also time datatrove's stock DocStats (unequal work)")
+    ap.add_argument("--hll-only", action="store_true", help="only the HyperLogLog++ estimate vs the exact count")
     args = ap.parse_args()
     n = args.docs
     root = Path(args.keep or tempfile.mkdtemp(prefix="bench_stats_"))
+    if args.hll_only:
+        try:
+            return hll_check(root)
+        finally:
+            if not args.keep:
+                shutil.rmtree(root, ignore_errors=True)
     data = root / f"docs_{n}"
     try:
         if not data.exists():
@@ -194,9 +224,10 @@ def main() -> None:
             big = root / "docs_10M"
             if not big.exists():
                 big.mkdir(parents=True)
-                generate(big, 10_000_000, seed=1)
+                gb = generate(big, 10_000_000, seed=1) / 1e9
+                print(f"generated 10,000,000 docs ({gb:.2f} GB text)")
             t10, _ = run_ours(big)
-            print(f"ours on 10M: {t10:.2f}s ({t10 / ours:.1f}x the {n:,}-row time)"
+            print(f"ours on 10M: {t10:.2f}s ({10_000_000 / t10:,.0f} docs/s; {t10 / ours:.1f}x the {n:,}-row time)"
                   + (f"; peer extrapolated linearly: {peer * 10_000_000 / n:.0f}s" if peer else ""))
     finally:
         if not args.keep:
