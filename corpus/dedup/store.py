@@ -12,6 +12,9 @@ from __future__ import annotations
 import io
 import json
 import os
+import shutil
+import tempfile
+from array import array
 from functools import lru_cache
 from typing import Any
 
@@ -75,6 +78,103 @@ def write_ragged(arrays: list[np.ndarray], path_prefix: str, dtype=np.uint32) ->
     save_array(offsets, f"{path_prefix}_off.npy")
 
 
+class ArraySpill:
+    """A 1-d array appended a batch at a time to an unnamed local temporary file (memory: one batch);
+    :meth:`save` writes it as one ``.npy`` file, :meth:`view` maps a stretch of it."""
+
+    def __init__(self, folder: str | None = None, dtype=np.uint32):
+        self.dtype = np.dtype(dtype)
+        self._fh = tempfile.TemporaryFile(dir=folder)  # noqa: SIM115 (closed by close())
+        self.size = 0
+
+    def append(self, values: np.ndarray) -> None:
+        values = np.ascontiguousarray(values, dtype=self.dtype)
+        self._fh.write(values.tobytes())
+        self.size += len(values)
+
+    def read(self, start: int, stop: int) -> np.ndarray:
+        """Elements ``start:stop`` (a copy)."""
+        self._fh.flush()
+        size = self.dtype.itemsize
+        return np.frombuffer(os.pread(self._fh.fileno(), (stop - start) * size, start * size), dtype=self.dtype)
+
+    def view(self, start: int, stop: int) -> np.ndarray:
+        """Elements ``start:stop``, memory-mapped (pages are resident only while the view lives)."""
+        self._fh.flush()
+        if stop <= start:
+            return np.empty(0, self.dtype)
+        return np.memmap(self._fh, dtype=self.dtype, mode="r", offset=start * self.dtype.itemsize,
+                         shape=(stop - start,))
+
+    def save(self, path: str) -> None:
+        self._fh.flush()
+        self._fh.seek(0)
+        header = {"descr": np.lib.format.dtype_to_descr(self.dtype), "fortran_order": False, "shape": (self.size,)}
+        with atomic_open(path, "wb") as fh:
+            np.lib.format.write_array_header_1_0(fh, header)
+            shutil.copyfileobj(self._fh, fh, 1 << 22)
+
+    def close(self) -> None:
+        self._fh.close()
+
+
+class RaggedSpill(ArraySpill):
+    """Ragged arrays appended a batch at a time (memory: one batch, plus 8 bytes of offset per row);
+    :meth:`save` writes the same ``{prefix}.npy`` + ``{prefix}_off.npy`` as :func:`write_ragged`, :meth:`get`
+    reads one row back."""
+
+    def __init__(self, folder: str | None = None, dtype=np.uint32):
+        super().__init__(folder, dtype)
+        self.offsets = array("q", [0])
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    def append(self, arrays: list[np.ndarray]) -> None:  # type: ignore[override]
+        if not arrays:
+            return
+        super().append(np.concatenate(arrays))
+        lengths = np.fromiter((len(a) for a in arrays), dtype=np.int64, count=len(arrays))
+        self.offsets.extend((np.cumsum(lengths) + self.offsets[-1]).tolist())
+
+    def get(self, i: int) -> np.ndarray:
+        return self.read(self.offsets[i], self.offsets[i + 1])
+
+    def save(self, path_prefix: str) -> None:  # type: ignore[override]
+        super().save(f"{path_prefix}.npy")
+        save_array(np.frombuffer(self.offsets, dtype=np.int64), f"{path_prefix}_off.npy")
+
+
+def spill_dir(root: str) -> str | None:
+    """Where a task spills temporary files: next to ``root`` when local (same disk as its outputs), else the
+    system's temporary folder."""
+    if is_remote(root):
+        return None
+    os.makedirs(root, exist_ok=True)
+    return root
+
+
+def gather(values: np.ndarray, offsets: np.ndarray, idx: np.ndarray, block: int = 1 << 22) -> tuple[np.ndarray,
+                                                                                                 np.ndarray]:
+    """Rows ``idx`` of a ragged array, packed: ``(values, offsets)`` with ``len(idx) + 1`` offsets. Reads only
+    those rows' values (``block`` values at a time, vectorized)."""
+    idx = np.asarray(idx, dtype=np.int64)
+    starts = np.asarray(offsets[idx], dtype=np.int64)
+    lengths = np.asarray(offsets[idx + 1], dtype=np.int64) - starts
+    out_off = np.zeros(len(idx) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=out_off[1:])
+    out = np.empty(int(out_off[-1]), dtype=values.dtype)
+    i = 0
+    while i < len(idx):  # rows i..j-1: about `block` values (at least one row)
+        j = max(i + 1, int(np.searchsorted(out_off, out_off[i] + block, side="right")) - 1)
+        lo, hi = out_off[i], out_off[j]
+        pos = np.repeat(starts[i:j] - out_off[i:j], lengths[i:j])
+        pos += np.arange(lo, hi, dtype=np.int64)
+        out[lo:hi] = values[pos]
+        i = j
+    return out, out_off
+
+
 class Shard:
     """Read access to one shard's files (memory-mapped when local)."""
 
@@ -82,6 +182,7 @@ class Shard:
         self.dir = shard_dir(root, rank)
         self.meta = load_array(f"{self.dir}/meta.npy")
         self._ragged: dict[str, tuple[np.ndarray, list[int]]] = {}
+        self._whole: dict[str, tuple[np.ndarray, ...]] = {}  # remote arrays, read once
         self._ids: np.ndarray | None = None
 
     def ragged(self, name: str, idx: int) -> np.ndarray:
@@ -98,6 +199,30 @@ class Shard:
         # plain ndarray views and offsets as a list: slicing a memmap per look-up costs ~5x more
         self._ragged[name] = (np.asarray(load_array(f"{self.dir}/{name}.npy", mmap=mmap)),
                               load_array(f"{self.dir}/{name}_off.npy", mmap=mmap).tolist())
+
+    def gather(self, name: str, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Rows ``idx`` of a ragged array (:func:`gather`). Local files are mapped for the call only, so only
+        the pages of these rows are touched and none stays resident after it; a remote array is read once."""
+        if is_remote(self.dir):
+            if name not in self._whole:
+                self._whole[name] = load_array(f"{self.dir}/{name}.npy"), self.offsets(name)
+            return gather(*self._whole[name], idx)
+        return gather(load_array(f"{self.dir}/{name}.npy"), self.offsets(name), idx)
+
+    def lengths(self, name: str, idx: np.ndarray) -> np.ndarray:
+        """Row lengths of a ragged array (values per row) for rows ``idx``."""
+        off = self.offsets(name)
+        idx = np.asarray(idx, dtype=np.int64)
+        return np.asarray(off[idx + 1], dtype=np.int64) - np.asarray(off[idx], dtype=np.int64)
+
+    def offsets(self, name: str) -> np.ndarray:
+        """A ragged array's offsets: mapped per call when local, read once when remote."""
+        if not is_remote(self.dir):
+            return load_array(f"{self.dir}/{name}_off.npy")
+        key = f"{name}_off"
+        if key not in self._whole:
+            self._whole[key] = (load_array(f"{self.dir}/{name}_off.npy"),)
+        return self._whole[key][0]
 
     def origins(self) -> list[list[str | None]]:
         """``(source, domain)`` per document (work shards only; not kept in saved indexes)."""

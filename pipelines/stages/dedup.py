@@ -4,7 +4,8 @@ Phases (all files under ``{stage_dir}/work``; each task's memory is bounded by i
 
 1. ``signatures`` (one task per shard): exact key, shingles, MinHash band keys, sorted per band.
 2. ``buckets`` (band groups x key ranges): shared keys -> candidate pairs, routed to the owner shard.
-3. ``verify`` (per shard): real shingle similarity + length- and math-aware token diff -> edges.
+3. ``verify`` (per shard): real shingle similarity + length- and math-aware token diff -> edges, in parts
+   that fit ``verify_memory_mb``.
 4. ``cluster_NN`` (per shard, ``cluster_rounds`` times, no-ops after convergence): min-label propagation.
 5. ``filter`` (per shard): kept docs -> ``kept/`` with ``dup_count``, ``dup_sources`` and ``dup_domains`` in
    their metadata (cluster size and the copies' origins); removed ones -> ``removed/`` with ``reason``,
@@ -67,6 +68,8 @@ class DedupSettings(StageSettings):
     source_rank: list[str] = Field(default_factory=lambda: list(_P.source_rank))
     bucket_tasks: int | None = Field(None, ge=1, description="band groups matched in parallel (default: shards)")
     bucket_partitions: int = Field(1, ge=1, description="key ranges per band (smaller bucket tasks)")
+    verify_memory_mb: float = Field(128, gt=0, description="memory a verify task may hold at once for its "
+                                    "candidate pairs and their documents (it verifies in parts that fit)")
     cluster_rounds: int = Field(30, ge=1, description="maximum label-propagation rounds (stops at convergence)")
     tasks: int | None = Field(None, ge=1, description="shards (tasks) per phase; default: the run's tasks")
     against_index_dir: str | None = None
@@ -105,7 +108,7 @@ def build(settings: DedupSettings, ctx: StageContext) -> Iterator[Phase]:
                                DedupSignatures(work, cfg, settings.priority_config())], tasks=n)
     yield Phase("buckets", [DedupBuckets(work, cfg, n, settings.bucket_partitions, index)],
                 tasks=groups * settings.bucket_partitions)
-    yield Phase("verify", [DedupVerify(work, cfg, n, index)], tasks=n)
+    yield Phase("verify", [DedupVerify(work, cfg, n, index, settings.verify_memory_mb)], tasks=n)
     for k in range(settings.cluster_rounds):
         if k and round_converged(work, k - 1, n):
             break

@@ -23,11 +23,14 @@ from corpus.dedup.clusters import merge, summarize, survivor_metadata
 from corpus.dedup.components import LABEL_DTYPE, NODE_LABEL_DTYPE, propagation_round
 from corpus.dedup.minhash import DocFeatures, band_keys, batch_features, signatures
 from corpus.dedup.params import DedupConfig
+from corpus.dedup.parts import budget_parts, next_range
 from corpus.dedup.priority import PriorityConfig, id_hash, priority_key
 from corpus.dedup.store import (
     BAND_DTYPE,
     INDEX_RANK_BASE,
     META_DTYPE,
+    ArraySpill,
+    RaggedSpill,
     ShardSet,
     band_file,
     exists,
@@ -35,8 +38,8 @@ from corpus.dedup.store import (
     load_array,
     save_array,
     shard_dir,
+    spill_dir,
     split_gid,
-    write_ragged,
 )
 from corpus.dedup.verify import is_duplicate
 from corpus.io import atomic_open, expand_paths, open_file, write_json
@@ -62,8 +65,69 @@ def index_shards(index_root: str | None) -> list[int]:
         return list(range(json.load(fh)["shards"]))
 
 
+class _ShardBuilder:
+    """One shard's signature files, built a batch at a time: shingles, tokens and each band's keys go to local
+    spill files and ids / origins to JSON fragments, so a task holds one batch plus ~60 bytes per document
+    (meta rows, offsets, the first copy of each distinct text), not the shard's shingles and tokens."""
+
+    def __init__(self, work_root: str, rank: int, bands: int):
+        self.work_root, self.rank, self.bands = work_root, rank, bands
+        spill = spill_dir(work_root)
+        self.shingles, self.tokens = RaggedSpill(spill), RaggedSpill(spill)
+        self.band_spill = [ArraySpill(spill, np.uint64) for _ in range(bands)]
+        self.meta = np.empty(1024, dtype=META_DTYPE)
+        self.nonempty: list[np.ndarray] = []
+        self.ids: list[str] = []
+        self.origins: list[str] = []
+
+    def __len__(self) -> int:
+        return len(self.shingles)
+
+    def add(self, meta_rows: list[tuple], shingles: list[np.ndarray], tokens: list[np.ndarray],
+            keys: np.ndarray, ids: list[str], origins: list) -> None:
+        """A batch: its meta rows, shingles, tokens, band keys of its documents with shingles (exact band
+        last) and ids / origins."""
+        n0, n = len(self), len(meta_rows)
+        if n0 + n > len(self.meta):
+            self.meta = np.resize(self.meta, max(n0 + n, 2 * len(self.meta)))
+        self.meta[n0 : n0 + n] = np.array(meta_rows, dtype=META_DTYPE) if n else self.meta[:0]
+        self.shingles.append(shingles)
+        self.tokens.append(tokens)
+        self.nonempty.append(n0 + np.flatnonzero([len(x) > 0 for x in shingles]).astype(np.int64))
+        for band, spill in enumerate(self.band_spill):
+            spill.append(keys[:, band])
+        if ids:
+            self.ids.append(json.dumps(ids, ensure_ascii=False)[1:-1])
+            self.origins.append(json.dumps(origins, ensure_ascii=False)[1:-1])
+
+    def exact(self, i: int) -> tuple[int, int]:
+        return int(self.meta["exact0"][i]), int(self.meta["exact1"][i])
+
+    def save(self) -> None:
+        d = shard_dir(self.work_root, self.rank)
+        self.shingles.save(f"{d}/shingles")
+        self.tokens.save(f"{d}/tokens")
+        for name, parts in (("ids", self.ids), ("origins", self.origins)):
+            with atomic_open(f"{d}/{name}.json", "wb") as fh:
+                fh.write(("[" + ", ".join(parts) + "]").encode("utf-8"))
+        nonempty = np.concatenate(self.nonempty) if self.nonempty else np.empty(0, np.int64)
+        for band, spill in enumerate(self.band_spill):
+            keys = spill.read(0, spill.size)
+            rows = np.empty(len(nonempty), dtype=BAND_DTYPE)
+            if len(nonempty):  # sorted by (key, idx): a lexsort on plain arrays (10x a structured sort)
+                order = np.lexsort((nonempty, keys))
+                rows["key"], rows["idx"] = keys[order], nonempty[order]
+            save_array(rows, band_file(self.work_root, band, self.rank))
+        save_array(self.meta[: len(self)], f"{d}/meta.npy")  # last: its presence marks the shard complete
+
+    def close(self) -> None:
+        for f in (self.shingles, self.tokens, *self.band_spill):
+            f.close()
+
+
 class DedupSignatures(PipelineStep):
-    """Phase 1: features of this rank's documents -> meta, shingles, ids and sorted band files."""
+    """Phase 1: features of this rank's documents -> meta, shingles, ids and sorted band files (written as the
+    batches come, see :class:`_ShardBuilder`)."""
 
     name = "dedup signatures"
     type = "🫂 - DEDUP"
@@ -74,20 +138,26 @@ class DedupSignatures(PipelineStep):
 
     def run(self, data: DocumentsPipeline = None, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
         cfg = self.config
-        meta_rows, shingles, tokens, ids, origins = [], [], [], [], []
-        by_text: dict[bytes, DocFeatures] = {}  # byte-identical texts (common in crawls) are featurized once
+        out = _ShardBuilder(self.work_root, rank, cfg.band_shape[0] + 1)
+        first: dict[bytes, int] = {}  # byte-identical texts (common in crawls): featurized once, read back after
         pending: list[tuple[Document, bytes]] = []
 
         def flush() -> None:  # features of a batch at once (numpy over all its tokens), then one row per doc
             if not pending:
                 return
-            todo = list({key: doc.text for doc, key in pending if key not in by_text}.items())
-            by_text.update(zip((k for k, _ in todo), batch_features([t for _, t in todo], cfg.shingle_size),
-                               strict=True))
+            todo = list({key: doc.text for doc, key in pending if key not in first}.items())
+            new = dict(zip((k for k, _ in todo), batch_features([t for _, t in todo], cfg.shingle_size),
+                           strict=True))
             if len(pending) > len(todo):
                 self.stat_update("same_text", value=len(pending) - len(todo))
+            meta_rows, shingles, tokens, ids, origins = [], [], [], [], []
             for doc, key in pending:
-                f = by_text[key]
+                f = new.get(key)
+                if f is None:  # the same text in an earlier batch: its rows, from the spill
+                    j = first[key]
+                    f = DocFeatures(out.exact(j), out.shingles.get(j), out.tokens.get(j))
+                else:
+                    first.setdefault(key, len(out) + len(meta_rows))
                 row = {**doc.metadata, "text": doc.text}
                 meta_rows.append((priority_key(row, self.priority) + 1, id_hash(doc.id), *f.exact))
                 shingles.append(f.shingles)
@@ -97,46 +167,38 @@ class DedupSignatures(PipelineStep):
                 self.stat_update("documents")
                 if not len(f.shingles):
                     self.stat_update("empty")
+            nonempty = [i for i, x in enumerate(shingles) if len(x)]
+            keys = np.empty((len(nonempty), cfg.band_shape[0] + 1), np.uint64)
+            if nonempty:
+                keys[:, :-1] = band_keys(signatures([shingles[i] for i in nonempty], cfg), cfg)
+                keys[:, -1] = [meta_rows[i][2] for i in nonempty]
+            out.add(meta_rows, shingles, tokens, keys, ids, origins)
             pending.clear()
 
-        for doc in data or ():
+        try:
+            for doc in data or ():
+                with self.track_time():
+                    pending.append((doc, xxhash.xxh3_128_digest(doc.text.encode("utf-8", "surrogatepass"))))
+                    if len(pending) >= self.batch:
+                        flush()
             with self.track_time():
-                pending.append((doc, xxhash.xxh3_128_digest(doc.text.encode("utf-8", "surrogatepass"))))
-                if len(pending) >= self.batch:
-                    flush()
-        with self.track_time():
-            flush()
-        with self.track_time():
-            d = shard_dir(self.work_root, rank)
-            meta = np.array(meta_rows, dtype=META_DTYPE) if meta_rows else np.empty(0, META_DTYPE)
-            write_ragged(shingles, f"{d}/shingles")
-            write_ragged(tokens, f"{d}/tokens")
-            with atomic_open(f"{d}/ids.json", "wb") as fh:
-                fh.write(json.dumps(ids, ensure_ascii=False).encode("utf-8"))
-            with atomic_open(f"{d}/origins.json", "wb") as fh:
-                fh.write(json.dumps(origins, ensure_ascii=False).encode("utf-8"))
-            nonempty = np.flatnonzero([len(s) > 0 for s in shingles]) if shingles else np.empty(0, np.int64)
-            keys = np.empty((0, cfg.band_shape[0]), np.uint64)
-            for i in range(0, len(nonempty), self.batch * 8):
-                part = nonempty[i : i + self.batch * 8]
-                keys = np.vstack([keys, band_keys(signatures([shingles[j] for j in part], cfg), cfg)])
-            all_keys = np.hstack([keys, meta["exact0"][nonempty, None]]) if len(nonempty) else keys
-            for band in range(cfg.band_shape[0] + 1):
-                rows = np.empty(len(nonempty), dtype=BAND_DTYPE)
-                if len(nonempty):  # sorted by (key, idx): a lexsort on plain arrays (10x a structured sort)
-                    order = np.lexsort((nonempty, all_keys[:, band]))
-                    rows["key"], rows["idx"] = all_keys[order, band], nonempty[order]
-                save_array(rows, band_file(self.work_root, band, rank))
-            save_array(meta, f"{d}/meta.npy")  # last: its presence marks the shard complete
+                flush()
+                out.save()
+        finally:
+            out.close()
         return
         yield
+
+
+MERGE_PAIRS = 1 << 20  # pairs merged at once over a bucket task's bands (16 MiB, plus the sort's copies)
 
 
 class DedupBuckets(PipelineStep):
     """Phase 2: documents sharing a band key -> candidate pairs, routed to the owner shard.
 
     Task ``t`` handles key range ``t % partitions`` of every band ``b`` with ``b % groups == t // partitions``
-    (``groups = world_size // partitions``), one band at a time, so memory is one band's key range.
+    (``groups = world_size // partitions``), one band at a time, so memory is one band's key range; each band's
+    pairs go to a spill file, merged without repeats by runs of ``a`` (:func:`corpus.dedup.parts.next_range`).
     """
 
     name = "dedup buckets"
@@ -176,56 +238,135 @@ class DedupBuckets(PipelineStep):
         group, part = divmod(rank, self.partitions)
         groups = max(1, world_size // self.partitions)
         lo, hi = (part * 2**64) // self.partitions, ((part + 1) * 2**64) // self.partitions
-        with self.track_time():
-            found = [self._band_pairs(b, lo, hi) for b in range(self.config.band_shape[0] + 1) if b % groups == group]
-            pairs = unique_pairs(np.concatenate(found)) if found else np.empty(0, PAIR_DTYPE)
-            self.stat_update("candidate_pairs", value=len(pairs))
-            owner = pair_owner(pairs, self.shards)
-            for target in range(self.shards):
-                save_array(pairs[owner == target], f"{self.work_root}/pairs/{rank:05d}/{target:05d}.npy")
+        spill = spill_dir(self.work_root)
+        found = ArraySpill(spill, PAIR_DTYPE)  # each band's pairs (sorted), one after another
+        targets = [ArraySpill(spill, PAIR_DTYPE) for _ in range(self.shards)]
+        try:
+            with self.track_time():
+                segments = []
+                for b in range(self.config.band_shape[0] + 1):
+                    if b % groups == group:
+                        start = found.size
+                        found.append(self._band_pairs(b, lo, hi))
+                        segments.append((start, found.size))
+                # merged over bands by runs of `a` (every band's pairs sorted): one run in memory at a time
+                starts, n = [0] * len(segments), 0
+                while True:
+                    views = [found.view(i, j) for i, j in segments]
+                    ends = next_range([v["a"] for v in views], starts, MERGE_PAIRS)
+                    if ends == starts:
+                        break
+                    pairs = unique_pairs(np.concatenate([np.array(v[i:j]) for v, i, j in zip(views, starts, ends,
+                                                                                             strict=True)]))
+                    del views
+                    starts, n = ends, n + len(pairs)
+                    owner = pair_owner(pairs, self.shards)
+                    for target, out in enumerate(targets):
+                        out.append(pairs[owner == target])
+                self.stat_update("candidate_pairs", value=n)
+                for target, out in enumerate(targets):
+                    out.save(f"{self.work_root}/pairs/{rank:05d}/{target:05d}.npy")
+        finally:
+            for f in (found, *targets):
+                f.close()
         return
         yield
 
 
+PAIR_BYTES = 320  # held per pair of a part while verified: the pair, positions and offsets as ints, result
+
+
 class DedupVerify(PipelineStep):
-    """Phase 3: this shard's candidate pairs checked on real shingles and a token diff -> symmetric edges."""
+    """Phase 3: this shard's candidate pairs checked on real shingles and a token diff -> symmetric edges.
+
+    The pairs are taken in parts (:mod:`corpus.dedup.parts`): consecutive ``a`` values of the sorted pair files,
+    cut until the part's documents (shingles and tokens, read from the shard files for that part only) and
+    pairs fit ``memory_mb``. A task holds one part plus the accepted pairs, not its shard."""
 
     name = "dedup verify"
     type = "🫂 - DEDUP"
 
-    def __init__(self, work_root: str, config: DedupConfig, shards: int, index_root: str | None = None):
+    def __init__(self, work_root: str, config: DedupConfig, shards: int, index_root: str | None = None,
+                 memory_mb: float = 128):
         super().__init__()
         self.work_root, self.config, self.shards, self.index_root = work_root, config, shards, index_root
+        self.memory_mb = memory_mb
+
+    def _doc_bytes(self, store: ShardSet, gids: np.ndarray) -> np.ndarray:
+        """Bytes of shingles + tokens (uint32) of each document."""
+        out = np.empty(len(gids), dtype=np.int64)
+        ranks, idx = split_gid(gids)
+        for r in np.unique(ranks):
+            sel = np.flatnonzero(ranks == r)
+            shard = store.shard(int(r))
+            out[sel] = (shard.lengths("shingles", idx[sel]) + shard.lengths("tokens", idx[sel])) * 4
+        return out
+
+    def _verify(self, store: ShardSet, a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(duplicate, similarity)`` of each pair; reads only these pairs' documents."""
+        docs = np.unique(np.concatenate([a, b]))
+        ranks, idx = split_gid(docs)
+        values: dict[str, list[np.ndarray]] = {"shingles": [], "tokens": []}
+        offsets: dict[str, list[np.ndarray]] = {"shingles": [], "tokens": []}
+        for r in np.unique(ranks):  # docs are sorted by gid, so by shard: the packed rows follow `docs`
+            sel = idx[ranks == r]
+            for name in values:
+                v, o = store.shard(int(r)).gather(name, sel)
+                base = sum(len(x) for x in values[name])
+                values[name].append(v)
+                offsets[name].append(o[1:] + base)
+        sv, tv = (np.concatenate(values[n]) for n in ("shingles", "tokens"))
+        so, to = ([0, *np.concatenate(offsets[n]).tolist()] for n in ("shingles", "tokens"))
+        pa_, pb = np.searchsorted(docs, a).tolist(), np.searchsorted(docs, b).tolist()
+        results = [is_duplicate(sv[so[i] : so[i + 1]], sv[so[j] : so[j + 1]], tv[to[i] : to[i + 1]],
+                                tv[to[j] : to[j + 1]], self.config) for i, j in zip(pa_, pb, strict=True)]
+        keep = np.fromiter((ok for ok, _ in results), dtype=bool, count=len(results))
+        sims = np.fromiter((sim for _, sim in results), dtype=np.float32, count=len(results))
+        return keep, sims
 
     def run(self, data: DocumentsPipeline = None, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
         with self.track_time():
             files = [f for f in _npy_files(f"{self.work_root}/pairs") if os.path.basename(f) == f"{rank:05d}.npy"]
-            parts = [np.asarray(load_array(f, mmap=False)) for f in files]
-            pairs = unique_pairs(np.concatenate(parts)) if parts else np.empty(0, PAIR_DTYPE)
             store = ShardSet(self.work_root, self.index_root)
             own = store.shard(rank)
-            own.load_ragged("shingles")
-            own.load_ragged("tokens")
-            results = []
-            ra, ia = (x.tolist() for x in split_gid(pairs["a"]))
-            rb, ib = (x.tolist() for x in split_gid(pairs["b"]))
-            for k in range(len(pairs)):
-                sa, sb = store.shard(ra[k]), store.shard(rb[k])
-                results.append(is_duplicate(sa.ragged("shingles", ia[k]), sb.ragged("shingles", ib[k]),
-                                            sa.ragged("tokens", ia[k]), sb.ragged("tokens", ib[k]), self.config))
-            keep = np.fromiter((ok for ok, _ in results), dtype=bool, count=len(pairs))
-            sims = np.fromiter((sim for _, sim in results), dtype=np.float32, count=len(pairs))
-            self.stat_update("candidate_pairs", value=len(pairs))
-            self.stat_update("verified_pairs", value=int(keep.sum()))
-            good = pairs[keep]
-            edges = np.empty(2 * len(good), dtype=EDGE_DTYPE)
-            edges["src"] = np.concatenate([good["a"], good["b"]])
-            edges["dst"] = np.concatenate([good["b"], good["a"]])
-            src_rank = split_gid(edges["src"])[0]
-            for target in range(self.shards):
-                save_array(edges[src_rank == target], f"{self.work_root}/edges/{target:05d}/{rank:05d}.npy")
-            write_json({"candidate_pairs": len(pairs), "verified_pairs": int(keep.sum()),
-                        "similarity_hist": np.histogram(sims, bins=10, range=(0, 1))[0].tolist()},
+            n_own = max(1, len(own.meta))
+            per_doc = sum(int(own.offsets(x)[-1]) for x in ("shingles", "tokens")) * 4 / n_own
+            budget = int(self.memory_mb * 2**20)
+            max_pairs = max(1, int(budget // (PAIR_BYTES + 2 * per_doc)))
+            starts = [0] * len(files)
+            good, hist = [], np.zeros(10, dtype=np.int64)
+            n_pairs = n_good = n_parts = max_held = 0
+            while True:
+                maps = [load_array(f) for f in files]  # mapped for this range only
+                ends = next_range([m["a"] for m in maps], starts, max_pairs)
+                if ends == starts:
+                    break
+                chunk = unique_pairs(np.concatenate([np.array(m[i:j]) for m, i, j in zip(maps, starts, ends,
+                                                                                          strict=True)]))
+                del maps
+                starts = ends
+                docs = np.unique(np.concatenate([chunk["a"], chunk["b"]]))
+                parts = budget_parts(np.searchsorted(docs, chunk["a"]), np.searchsorted(docs, chunk["b"]),
+                                     self._doc_bytes(store, docs), PAIR_BYTES, budget)
+                for lo, hi, held in parts:
+                    keep, sims = self._verify(store, chunk["a"][lo:hi], chunk["b"][lo:hi])
+                    good.append(chunk[lo:hi][keep])
+                    hist += np.histogram(sims, bins=10, range=(0, 1))[0]
+                    n_pairs, n_good = n_pairs + hi - lo, n_good + int(keep.sum())
+                    n_parts, max_held = n_parts + 1, max(max_held, held)
+            self.stat_update("candidate_pairs", value=n_pairs)
+            self.stat_update("verified_pairs", value=n_good)
+            self.stat_update("parts", value=n_parts)
+            good = np.concatenate(good) if good else np.empty(0, PAIR_DTYPE)
+            ra, rb = split_gid(good["a"])[0], split_gid(good["b"])[0]
+            for target in range(self.shards):  # edges both ways, grouped by the source's shard
+                sa, sb = ra == target, rb == target
+                edges = np.empty(int(sa.sum() + sb.sum()), dtype=EDGE_DTYPE)
+                edges["src"] = np.concatenate([good["a"][sa], good["b"][sb]])
+                edges["dst"] = np.concatenate([good["b"][sa], good["a"][sb]])
+                save_array(edges, f"{self.work_root}/edges/{target:05d}/{rank:05d}.npy")
+            write_json({"candidate_pairs": n_pairs, "verified_pairs": n_good, "similarity_hist": hist.tolist(),
+                        "parts": n_parts, "max_part_bytes": max_held, "budget_bytes": budget},
                        f"{self.work_root}/verify/{rank:05d}.json")
         return
         yield
