@@ -22,7 +22,7 @@ text, one ``predict`` per document) and by our batched scorer (preprocessing inc
 CV); CPU seconds of the process, median of the repeats, each side's test-site F1 beside it (datatrove's: the
 chosen model on raw text, threshold from the fold models' raw-text out-of-fold scores).
 
-    python bench/bench_classify.py [--quick] [--rows SUBSTR ...] [--folds 5] [--json out.json]
+    python bench/bench_classify.py [--quick] [--more] [--rows SUBSTR ...] [--folds 5] [--json out.json]
 """
 
 from __future__ import annotations
@@ -122,28 +122,31 @@ def raw_scores(clf: MathClassifier, texts) -> np.ndarray:
 
 
 def run_row(tmp: Path, name: str, base: list[Example], params: TrainParams, repeat: int, dev: list[Page],
-            test: list[Page], folds: int, record_raw: bool = False) -> tuple[dict, CVResult, MathClassifier, dict]:
-    """Cross-validate one setting by site over ``dev``, train it on seed + every dev page, score ``test``."""
-    fit = Recorder(params) if record_raw else fasttext_fit(params)
+            test: list[Page], folds: int) -> tuple[dict, CVResult, MathClassifier, dict]:
+    """Cross-validate one setting by site over ``dev``, train it on seed + every dev page, score ``test``;
+    also the fold models' raw-text (datatrove-style) scores of their held-out pages."""
+    fit = Recorder(params)
     cv = cross_validate(base, dev, fit, folds=folds, page_repeat=repeat, target_recall=HIGH_RECALL,
-                        workdir=str(tmp)) if repeat else None
+                        workdir=str(tmp), workers=2) if repeat else None
     out = tmp / re.sub(r"\W+", "_", name)[:60]
     train_model(str(out), [*base, *[p.example() for p in dev] * repeat], [], params)
     clf = MathClassifier(str(out))
     if cv is None:  # no pages in training: every fold model would be this one
-        cv = CVResult({}, clf.score([p.text for p in dev]), *operating_points(clf.score([p.text for p in dev]),
-                                                                               _y(dev), HIGH_RECALL))
+        scores = clf.score([p.text for p in dev])
+        cv = CVResult({}, scores, *operating_points(scores, _y(dev), HIGH_RECALL))
+        fit.raw.update(zip([p.text for p in dev], raw_scores(clf, [p.text for p in dev]), strict=True))
     row = evaluate(name, cv.scores, clf.score([p.text for p in test]), dev, test)
     row["params"] = {"page_repeat": repeat, "seed_examples": len(base), "dim": params.dim, "epoch": params.epoch,
                      "lr": params.lr, "word_ngrams": params.word_ngrams, "minn": params.minn, "maxn": params.maxn,
                      "features": params.features.to_dict(), "max_chars": params.max_chars}
-    return row, cv, clf, (fit.raw if record_raw else {})
+    return row, cv, clf, fit.raw
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="three ablation rows, 3 speed repeats (exploring)")
     ap.add_argument("--rows", nargs="*", help="only the ablation rows whose name holds one of these (exploring)")
+    ap.add_argument("--more", action="store_true", help="also the rows explored on CV only (slow or tied)")
     ap.add_argument("--folds", type=int, default=5, help="cross-validation folds (by site) over the dev sites")
     ap.add_argument("--no-speed", action="store_true", help="skip the code model, filters and speed (exploring)")
     ap.add_argument("--json", help="write the results here")
@@ -172,6 +175,7 @@ def main() -> None:
     kw = lambda ps: keyword_scores([p.text for p in ps])  # noqa: E731
     rows.append(evaluate("keyword prefilter (>= 3 hits)", kw(dev), kw(test), dev, test))
     R = dataclasses.replace
+    C15 = {"max_chars": 1500, "max_tokens": 288}  # a longer window: 1 500 characters / 288 tokens
     ablation = {
         "seed only (v3 features)": (seed_all, WEB, 0),
         "seed + pages x8, no markup tokens": (seed_all, R(WEB, features=Features(False, False, False)), 8),
@@ -179,24 +183,45 @@ def main() -> None:
         "  + code blocks left out": (seed_all, R(WEB, features=Features(density=False)), 8),
         "  + densities, prices, program tokens (v3)": (seed_all, WEB, 8),
         "v3, pages x1": (seed_all, WEB, 1),
+        "v3, pages x4": (seed_all, WEB, 4),
         "v3, pages x8, no Chinese seed": (seed_en, WEB, 8),
+        "v3, pages x2, no Chinese seed": (seed_en, WEB, 2),
+        "v3, pages x4, no Chinese seed": (seed_en, WEB, 4),
+        "v3, pages x16, no Chinese seed": (seed_en, WEB, 16),
         "v3, pages x8, no Chinese seed, wordNgrams 2": (seed_en, R(WEB, word_ngrams=2), 8),
+        "v3, pages x4, no Chinese seed, 1 250 chars / 240 tokens": (seed_en, R(WEB, max_chars=1250, max_tokens=240), 4),
+        "v3, pages x4, no Chinese seed, 1 500 chars / 288 tokens": (seed_en, R(WEB, **C15), 4),
+        "v3, pages x8, no Chinese seed, 1 500 chars / 288 tokens": (seed_en, R(WEB, **C15), 8),
+        "v3, pages x4, 1 500 chars / 288 tokens": (seed_all, R(WEB, **C15), 4),
         "v3, DeepSeekMath fastText defaults (dim 256, lr 0.1, 3 epochs)": (seed_all, TrainParams(threads=1), 8),
     }
+    more = {  # explored on CV only (--more): slower, or tied with the rows above within a page or two
+        "v3, pages x8, Chinese math seed only": (seed_en + pos_zh, WEB, 8),
+        "v3, pages x8, no seed": ([], WEB, 8),
+        "v3, pages x4, no Chinese seed, wordNgrams 2": (seed_en, R(WEB, word_ngrams=2), 4),
+        "v3, pages x8, no Chinese seed, char n-grams 2-4": (seed_en, R(WEB, minn=2, maxn=4), 8),
+        "v3, pages x8, no Chinese seed, dim 128": (seed_en, R(WEB, dim=128), 8),
+        "v3, pages x8, no Chinese seed, 10 epochs": (seed_en, R(WEB, epoch=10), 8),
+        "v3, pages x2, no Chinese seed, 1 500 chars / 288 tokens": (seed_en, R(WEB, **C15), 2),
+    }
+    if args.more:
+        ablation |= more
     if args.quick:
-        ablation = {k: v for k, v in ablation.items() if "v2 markup" in k or "(v3)" in k or k.endswith("Chinese seed")}
+        quick = ("seed + pages x8, v2 markup tokens", "v3, pages x8, no Chinese seed",
+                 "v3, pages x4, no Chinese seed, 1 500 chars / 288 tokens")
+        ablation = {k: v for k, v in ablation.items() if k in quick}
     if args.rows:
         ablation = {k: v for k, v in ablation.items() if any(r in k for r in args.rows)}
     fitted = {}
     for name, (base, params, repeat) in ablation.items():
-        row, cv, clf, _ = run_row(tmp, name, base, params, repeat, dev, test, args.folds)
+        row, cv, clf, raw = run_row(tmp, name, base, params, repeat, dev, test, args.folds)
         rows.append(row)
-        fitted[name] = (row, cv, clf, base, params, repeat)
+        fitted[name] = (row, cv, clf, base, params, repeat, raw)
     # the choice is made on the dev sites' out-of-fold scores only
     key = lambda n: (fitted[n][0]["cv_f1"], min(fitted[n][0]["cv_f1_en"], fitted[n][0]["cv_f1_zh"]),  # noqa: E731
                      -fitted[n][0]["hr_cv_general_pass"])
     chosen = max(fitted, key=key)
-    row, cv, clf, base, params, repeat = fitted[chosen]
+    row, cv, clf, base, params, repeat, raw = fitted[chosen]
     results["chosen"] = chosen
     print(f"chosen on the CV of the dev sites: {chosen}")
     results["misclassified_cv"] = _errors(dev, cv.scores, row["threshold"], "out-of-fold")
@@ -205,7 +230,7 @@ def main() -> None:
         results["code"] = code_model(tmp, seed)
         results["filters"] = filter_removals(parts)
         texts = [p.text for p in pages] + [e.text for e in split(seed_all, 0.1, seed=5)[1][:600]]
-        results["speed"] = speed(tmp, chosen, base, params, repeat, dev, test, texts, args)
+        results["speed"] = speed(tmp, (row, clf, raw), base, params, repeat, dev, test, texts, args)
     results["seconds"] = round(time.time() - t_start, 1)
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2, ensure_ascii=False))
@@ -248,15 +273,14 @@ def filter_removals(parts: dict[str, list[Page]]) -> dict:
     return out
 
 
-def speed(tmp: Path, chosen: str, base, params: TrainParams, repeat: int, dev: list[Page], test: list[Page],
+def speed(tmp: Path, chosen: tuple, base, params: TrainParams, repeat: int, dev: list[Page], test: list[Page],
           texts: list[str], args) -> dict:
     """CPU seconds to score ``texts`` (median of the repeats) and each scorer's test-site F1 (its own CV
     thresholds: datatrove's from the fold models' raw-text scores, full text from its own CV)."""
     from datatrove.data import Document
     from datatrove.pipeline.filters.fasttext_filter import FastTextClassifierFilter
 
-    caps, cv, clf, raw = run_row(tmp, f"speed row: caps ({chosen})", base, params, repeat, dev, test, args.folds,
-                                 record_raw=True)
+    caps, clf, raw = chosen
     peer_row = evaluate("speed row: datatrove (raw text)", np.array([raw[p.text] for p in dev]),
                         raw_scores(clf, [p.text for p in test]), dev, test)
     full_row, _, full, _ = run_row(tmp, "speed row: full text (no caps)", base,
