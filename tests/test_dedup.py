@@ -218,6 +218,60 @@ def test_components_converge_to_the_best_label_on_a_chain():
     assert all(by[i] == 17 for i in range(n)) and by[100] == by[101] == 100
 
 
+def test_label_round_in_node_groups_equals_one_round():
+    from corpus.dedup.components import propagation_round, propagation_round_parts
+
+    rng = np.random.default_rng(0)
+    src = rng.integers(0, 300, 2000).astype(np.uint64)
+    dst = rng.integers(0, 300, 2000).astype(np.uint64)
+    src, dst = np.r_[src, dst], np.r_[dst, src]
+
+    def lookup(g):
+        out = np.empty(len(g), LABEL_DTYPE)
+        out["key"], out["h"], out["gid"] = g % 7, g * 31 % 101, g
+        return out
+
+    whole, changed = propagation_round(src, dst, lookup)
+    parts, changed_parts = propagation_round_parts(src, dst, lookup, max_edges=300)
+    assert changed_parts == changed and parts.tobytes() == whole.tobytes()
+
+
+def test_pair_runs_and_parts_stay_under_their_bounds():
+    from corpus.dedup.parts import budget_parts, next_range
+
+    cols = [np.array([1, 1, 1, 1, 2, 5, 6, 9], np.uint64), np.array([0, 2, 3, 3, 8], np.uint64)]
+    starts, runs = [0, 0], []
+    while (ends := next_range(cols, starts, 4)) != starts:
+        runs.append([c[i:j].tolist() for c, i, j in zip(cols, starts, ends, strict=True)])
+        starts = ends
+    assert sum(len(a) + len(b) for a, b in runs) == 13 and runs[0] == [[], [0]]
+    assert [1, 1, 1, 1] in [r[0] for r in runs]  # one `a` with more pairs than the quota: kept whole
+    for a, b in runs:  # consecutive, non-overlapping `a` ranges
+        assert len(a) + len(b) <= 4 or len(set(a + b)) == 1
+    pos_a, pos_b = np.arange(10), np.arange(10) + 10  # 10 pairs of distinct documents: 2 x 100 + 10 bytes each
+    parts = budget_parts(pos_a, pos_b, np.full(20, 100), 10, budget=450)
+    assert [(lo, hi) for lo, hi, _ in parts] == [(0, 2), (2, 3), (3, 5), (5, 7), (7, 8), (8, 10)]
+    assert all(held <= 450 for *_, held in parts)
+    shared = budget_parts(np.zeros(10, np.int64), pos_b, np.full(20, 100), 10, budget=450)  # one `a` for all
+    assert [(lo, hi, held) for lo, hi, held in shared] == [(0, 2, 320), (2, 5, 430), (5, 7, 320), (7, 10, 430)]
+
+
+def test_spilled_ragged_arrays_are_the_same_files(tmp_path):
+    from corpus.dedup.store import RaggedSpill, write_ragged
+
+    rows = [np.arange(n, dtype=np.uint32) * 3 for n in (0, 5, 1, 0, 7)]
+    write_ragged(rows, str(tmp_path / "a"))
+    spill = RaggedSpill(str(tmp_path))
+    spill.append(rows[:2])
+    spill.append([])
+    spill.append(rows[2:])
+    assert np.array_equal(spill.get(4), rows[4]) and len(spill.get(3)) == 0
+    spill.save(str(tmp_path / "b"))
+    spill.close()
+    for suffix in (".npy", "_off.npy"):
+        assert (tmp_path / f"a{suffix}").read_bytes() == (tmp_path / f"b{suffix}").read_bytes()
+
+
 # ---- the stage -------------------------------------------------------------------------------------------
 
 
@@ -266,6 +320,21 @@ def test_removed_rows_carry_reason_cluster_and_kept_id(planted, local_run):
     for r in removed:
         clusters.setdefault(r["cluster_id"], set()).add(r["kept_id"])
     assert all(len(v) == 1 for v in clusters.values())
+
+
+def test_verify_in_parts_under_a_memory_budget_finds_the_same_duplicates(planted, local_run):
+    docs, folder = planted
+    _, out_default = local_run
+    out = folder / "small_budget"
+    run(folder / "in", out, verify_memory_mb=0.05)  # 52 kB: a few pairs per part
+    counts = [json.loads(p.read_text()) for p in sorted((out / "work" / "verify").glob("*.json"))]
+    assert all(c["parts"] > 3 and c["max_part_bytes"] <= c["budget_bytes"] == 52428 for c in counts)
+    default = [json.loads(p.read_text()) for p in sorted((out_default / "work" / "verify").glob("*.json"))]
+    assert all(c["parts"] == 1 for c in default)
+    assert cluster_of(out) == cluster_of(out_default)
+    for sub in ("edges", "labels"):  # the same edges and labels, byte for byte
+        for f in sorted((out_default / "work" / sub).rglob("*.npy")):
+            assert f.read_bytes() == (out / "work" / f.relative_to(out_default / "work")).read_bytes()
 
 
 @pytest.mark.ray

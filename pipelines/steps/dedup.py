@@ -20,7 +20,7 @@ from datatrove.pipeline.base import PipelineStep
 
 from corpus.dedup.buckets import PAIR_DTYPE, bucket_pairs, pair_owner, unique_pairs
 from corpus.dedup.clusters import merge, summarize, survivor_metadata
-from corpus.dedup.components import LABEL_DTYPE, NODE_LABEL_DTYPE, propagation_round
+from corpus.dedup.components import LABEL_DTYPE, NODE_LABEL_DTYPE, propagation_round_parts
 from corpus.dedup.minhash import DocFeatures, band_keys, batch_features, signatures
 from corpus.dedup.params import DedupConfig
 from corpus.dedup.parts import budget_parts, next_range
@@ -273,6 +273,24 @@ class DedupBuckets(PipelineStep):
         yield
 
 
+def gather_docs(store: ShardSet, gids: np.ndarray, names: tuple[str, ...]) -> tuple[np.ndarray, ...]:
+    """The distinct documents of ``gids`` (sorted) and, per ragged array in ``names``, their rows packed:
+    ``(values, offsets as a list)`` in that order. Reads only these documents' rows."""
+    docs = np.unique(gids)
+    ranks, idx = split_gid(docs)
+    values: dict[str, list[np.ndarray]] = {n: [] for n in names}
+    offsets: dict[str, list[np.ndarray]] = {n: [] for n in names}
+    for r in np.unique(ranks):  # docs are sorted by gid, so by shard: the packed rows follow `docs`
+        sel = idx[ranks == r]
+        for name in names:
+            v, o = store.shard(int(r)).gather(name, sel)
+            offsets[name].append(o[1:] + sum(len(x) for x in values[name]))
+            values[name].append(v)
+    packed = tuple((np.concatenate(values[n]) if values[n] else np.empty(0, np.uint32),
+                    [0, *(np.concatenate(offsets[n]).tolist() if offsets[n] else [])]) for n in names)
+    return (docs, *packed)
+
+
 PAIR_BYTES = 320  # held per pair of a part while verified: the pair, positions and offsets as ints, result
 
 
@@ -304,19 +322,7 @@ class DedupVerify(PipelineStep):
 
     def _verify(self, store: ShardSet, a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``(duplicate, similarity)`` of each pair; reads only these pairs' documents."""
-        docs = np.unique(np.concatenate([a, b]))
-        ranks, idx = split_gid(docs)
-        values: dict[str, list[np.ndarray]] = {"shingles": [], "tokens": []}
-        offsets: dict[str, list[np.ndarray]] = {"shingles": [], "tokens": []}
-        for r in np.unique(ranks):  # docs are sorted by gid, so by shard: the packed rows follow `docs`
-            sel = idx[ranks == r]
-            for name in values:
-                v, o = store.shard(int(r)).gather(name, sel)
-                base = sum(len(x) for x in values[name])
-                values[name].append(v)
-                offsets[name].append(o[1:] + base)
-        sv, tv = (np.concatenate(values[n]) for n in ("shingles", "tokens"))
-        so, to = ([0, *np.concatenate(offsets[n]).tolist()] for n in ("shingles", "tokens"))
+        docs, (sv, so), (tv, to) = gather_docs(store, np.concatenate([a, b]), ("shingles", "tokens"))
         pa_, pb = np.searchsorted(docs, a).tolist(), np.searchsorted(docs, b).tolist()
         results = [is_duplicate(sv[so[i] : so[i + 1]], sv[so[j] : so[j + 1]], tv[to[i] : to[i + 1]],
                                 tv[to[j] : to[j + 1]], self.config) for i, j in zip(pa_, pb, strict=True)]
@@ -435,7 +441,8 @@ class DedupClusterRound(PipelineStep):
             edges = np.concatenate(parts) if parts else np.empty(0, EDGE_DTYPE)
             store = ShardSet(self.work_root, self.index_root)
             lookup = LabelStore(self.work_root, self.round - 1, store)
-            labels, changed = propagation_round(edges["src"], edges["dst"], lookup)
+            labels, changed = propagation_round_parts(edges["src"], edges["dst"], lookup)
+            del edges, parts
             save_array(labels, f"{self.work_root}/labels/{self.round:02d}/{rank:05d}.npy")
             if changed == 0:  # possibly the final round: survivors' cluster sizes and origins, by their shard
                 self._write_members(labels, store, rank)
@@ -503,17 +510,25 @@ class DedupFilter(PipelineStep):
         survivor = np.arange(n, dtype=np.uint64) | (np.uint64(rank) << np.uint64(32))
         _, local = split_gid(labels["node"])
         survivor[local] = labels["gid"]
+        del labels
         alive = survivor == gid_of(rank, np.arange(n))
         members = read_members(self.work_root, k, rank)
-        removed_meta = store.meta(survivor[~alive])
-        removed_pos = {int(i): j for j, i in enumerate(np.flatnonzero(~alive))}
+        removed = np.flatnonzero(~alive)  # each removed document's survivor: id, cluster, exact or near, similarity
+        kept = survivor[removed]
+        km = store.meta(kept)
+        exact = (km["exact0"] == own.meta["exact0"][removed]) & (km["exact1"] == own.meta["exact1"][removed])
+        kept_ids = _ids_of(store, kept)
+        sims = np.ones(len(removed), dtype=np.float64)
+        near = np.flatnonzero(~exact)
+        sims[near] = _similarities(store, gid_of(rank, removed[near]), kept[near])
+        from_index = split_gid(kept)[0] >= INDEX_RANK_BASE
         counts = {"documents": 0, "kept": 0, "kept_with_copies": 0, "exact_duplicate": 0, "near_duplicate": 0,
                   "index_exact_duplicate": 0, "index_near_duplicate": 0}
         sink = RemovedSink(self.removed_dir, rank, REMOVED_FIELDS)
         try:
             for idx, doc in enumerate(data or ()):
                 counts["documents"] += 1
-                if idx >= n or doc.id != own.ids()[idx]:
+                if idx >= n or id_hash(doc.id) != int(own.meta["h"][idx]):
                     from corpus.errors import MathcorpusError
 
                     raise MathcorpusError(f"{self.work_root}: shard {rank} changed since its signatures were "
@@ -527,16 +542,12 @@ class DedupFilter(PipelineStep):
                     counts["kept_with_copies"] += info["dup_count"] > 1
                     yield doc
                     continue
-                km = removed_meta[removed_pos[idx]]
-                krank, kidx = split_gid(np.array([survivor[idx]]))
-                kept_id = store.shard(int(krank[0])).ids()[int(kidx[0])]
-                exact = km["exact0"] == own.meta[idx]["exact0"] and km["exact1"] == own.meta[idx]["exact1"]
-                reason = ("index_" if krank[0] >= INDEX_RANK_BASE else "") + ("exact" if exact else "near") + \
-                    "_duplicate"
+                j = int(np.searchsorted(removed, idx))
+                reason = ("index_" if from_index[j] else "") + ("exact" if exact[j] else "near") + "_duplicate"
                 counts[reason] += 1
                 self.stat_update(reason)
-                sim = 1.0 if exact else _similarity(store, own, idx, int(krank[0]), int(kidx[0]))
-                sink.remove(doc, reason, cluster_id=f"{int(km['h']):016x}", kept_id=str(kept_id), similarity=sim)
+                sink.remove(doc, reason, cluster_id=f"{int(km['h'][j]):016x}", kept_id=str(kept_ids[j]),
+                            similarity=float(sims[j]))
         except BaseException:
             sink.abort()
             raise
@@ -545,7 +556,29 @@ class DedupFilter(PipelineStep):
         write_json(counts, f"{self.work_root}/filter/{rank:05d}.json")
 
 
-def _similarity(store: ShardSet, own, idx: int, krank: int, kidx: int) -> float:
+def _ids_of(store: ShardSet, gids: np.ndarray) -> list[str]:
+    """Document ids of ``gids``; each shard's id list is read once and dropped (not cached)."""
+    out: list = [None] * len(gids)
+    ranks, idx = split_gid(gids)
+    for r in np.unique(ranks):
+        sel = np.flatnonzero(ranks == r)
+        with open_file(f"{store.shard(int(r)).dir}/ids.json", "rb") as fh:
+            ids = json.load(fh)
+        for i, j in zip(sel.tolist(), idx[sel].tolist(), strict=True):
+            out[i] = ids[j]
+    return out
+
+
+def _similarities(store: ShardSet, a: np.ndarray, b: np.ndarray, block: int = 8192) -> np.ndarray:
+    """Shingle Jaccard of each pair ``(a[i], b[i])``, rounded to 4 decimals; ``block`` pairs' documents read at
+    a time."""
     from corpus.dedup.verify import similarity
 
-    return round(similarity(own.ragged("shingles", idx), store.shard(krank).ragged("shingles", kidx)), 4)
+    out = np.empty(len(a), dtype=np.float64)
+    for lo in range(0, len(a), block):
+        pa_, pb = a[lo : lo + block], b[lo : lo + block]
+        docs, (sv, so) = gather_docs(store, np.concatenate([pa_, pb]), ("shingles",))
+        for k, (i, j) in enumerate(zip(np.searchsorted(docs, pa_).tolist(), np.searchsorted(docs, pb).tolist(),
+                                       strict=True)):
+            out[lo + k] = round(similarity(sv[so[i] : so[i + 1]], sv[so[j] : so[j + 1]]), 4)
+    return out
