@@ -149,10 +149,19 @@ def write_inputs(docs: list[tuple[str, str]], folder: str, shards: int) -> None:
 
 
 def run_ours(folder: str, out: str, workers: int, shards: int, **settings) -> dict[str, str]:
+    ours_stage(folder, out, workers, shards, **settings)
+    return ours_clusters(out)
+
+
+def ours_stage(folder: str, out: str, workers: int, shards: int, **settings) -> None:
     from pipelines.stages.dedup import DedupSettings, run_standalone
-    from pipelines.steps.io import read_shards
 
     run_standalone(DedupSettings(tasks=shards, **settings), f"{folder}/parquet", out, workers=workers)
+
+
+def ours_clusters(out: str) -> dict[str, str]:
+    from pipelines.steps.io import read_shards
+
     cluster = {}
     kept = read_shards(f"{out}/kept").column("id").to_pylist()
     cluster.update({i: i for i in kept})
@@ -162,8 +171,25 @@ def run_ours(folder: str, out: str, workers: int, shards: int, **settings) -> di
     return cluster
 
 
+def ours_phase_peaks(out: str) -> dict[str, float]:
+    """Largest task peak (MiB) per phase, from the task records (label rounds: in the driver)."""
+    peaks: dict[str, float] = {}
+    for f in glob.glob(f"{out}/work/logs/*/tasks/*.json"):
+        phase = Path(f).parents[1].name
+        phase = "cluster rounds" if phase.startswith("cluster_") else phase
+        with open(f) as fh:
+            peaks[phase] = max(peaks.get(phase, 0.0), json.load(fh)["peak_rss_mb"])
+    return peaks
+
+
 def run_datatrove(folder: str, out: str, workers: int, shards: int) -> dict[str, str]:
-    """datatrove's default MinHash (MinhashConfig(): 5-grams, 14 x 8, default TextNormConfig), 4 steps."""
+    datatrove_steps(folder, out, workers, shards)
+    return datatrove_clusters(out)
+
+
+def datatrove_steps(folder: str, out: str, workers: int, shards: int) -> None:
+    """datatrove's default MinHash (MinhashConfig(): 5-grams, 14 x 8, default TextNormConfig), 4 steps (its
+    cluster step is one task: datatrove runs it in the driver process)."""
     from datatrove.executor import LocalPipelineExecutor
     from datatrove.pipeline.dedup.minhash import (
         MinhashConfig,
@@ -174,7 +200,6 @@ def run_datatrove(folder: str, out: str, workers: int, shards: int) -> dict[str,
     )
     from datatrove.pipeline.readers import ParquetReader
     from datatrove.pipeline.writers import ParquetWriter
-    from pyarrow import parquet as pq
 
     cfg = MinhashConfig()
 
@@ -191,6 +216,11 @@ def run_datatrove(folder: str, out: str, workers: int, shards: int) -> dict[str,
     ex([reader(), MinhashDedupFilter(f"{out}/remove", load_cluster_ids=True,
                                      exclusion_writer=ParquetWriter(f"{out}/removed")),
         ParquetWriter(f"{out}/kept")], shards, "filter")
+
+
+def datatrove_clusters(out: str) -> dict[str, str]:
+    from pyarrow import parquet as pq
+
     # every member of a cluster carries its id, the kept one too: map members to the kept document
     cluster, survivor = {}, {}
     for part in ("kept", "removed"):
@@ -247,21 +277,33 @@ def union_find(ids, pairs) -> dict:
 
 
 def child(system: str, folder: str, out: str, workers: int, shards: int) -> None:
+    """Time one system: wall and CPU seconds (this process + every worker it waited for) and peak memory of
+    the driver (this process) and of the largest worker, taken when the run ends, before its output is read
+    back for scoring."""
+    from pipelines.executors import peak_rss_mb
+
     t0 = time.perf_counter()
     if system == "ours":
-        cluster = run_ours(folder, out, workers, shards)
+        ours_stage(folder, out, workers, shards)
     elif system == "datatrove":
-        cluster = run_datatrove(folder, out, workers, shards)
+        datatrove_steps(folder, out, workers, shards)
     else:
         cluster = run_datasketch(folder, out)
     seconds = time.perf_counter() - t0
     usage = [resource.getrusage(who) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)]
-    cpu = sum(u.ru_utime + u.ru_stime for u in usage)  # this process + every worker it waited for
-    peak_kb = max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
-                  resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
+    cpu = sum(u.ru_utime + u.ru_stime for u in usage)
+    phases = ours_phase_peaks(out) if system == "ours" else {}
+    # maxrss of children: the largest worker. Our label rounds run in the driver and reset its peak counter
+    # per task (the task records keep each one's peak), so the driver's peak is the largest of those and now
+    driver_mb, worker_mb = max(peak_rss_mb(), phases.get("cluster rounds", 0.0)), usage[1].ru_maxrss / 1024
+    if system == "ours":
+        cluster = ours_clusters(out)
+    elif system == "datatrove":
+        cluster = datatrove_clusters(out)
     removed = sum(1 for k, v in cluster.items() if k != v)
     with open(f"{out}.result.json", "w") as fh:
-        json.dump({"seconds": seconds, "cpu_seconds": cpu, "peak_mb": peak_kb / 1024, "documents": len(cluster),
+        json.dump({"seconds": seconds, "cpu_seconds": cpu, "peak_mb": max(driver_mb, worker_mb),
+                   "worker_mb": worker_mb, "driver_mb": driver_mb, "phases": phases, "documents": len(cluster),
                    "removed": removed, "cluster": cluster}, fh)
 
 
@@ -282,7 +324,8 @@ def timed(system: str, folder: str, out: str, workers: int, shards: int) -> dict
     if proc.returncode != 0:
         last = (proc.stderr.strip().splitlines() or [f"exit {proc.returncode}"])[-1]
         why = f"out of memory at the {IN_MEMORY_LIMIT_GB} GiB cap" if "MemoryError" in proc.stderr else last[:120]
-        return {"seconds": float("nan"), "cpu_seconds": float("nan"), "peak_mb": float("nan"), "removed": 0,
+        return {"seconds": float("nan"), "cpu_seconds": float("nan"), "peak_mb": float("nan"),
+                "worker_mb": float("nan"), "driver_mb": float("nan"), "removed": 0,
                 "failed": why,
                 "after_seconds": time.perf_counter() - t0}
     with open(f"{out}.result.json") as fh:
@@ -462,8 +505,9 @@ def speed_benchmark(work: str, sizes: list[int], workers: int, repeats: int = 1,
     is the steadier one."""
     out: dict = {}
     print("\n## time and peak memory (2 shards, 2 workers; each system in its own process)\n")
-    print("| documents | system | seconds (wall) | CPU seconds | peak MiB | removed | wall ratio ours/peer | "
-          "CPU ratio ours/peer |\n|---|---|---|---|---|---|---|---|")
+    print("| documents | system | seconds (wall) | CPU seconds | peak MiB: largest worker | peak MiB: driver | "
+          "removed | wall ratio ours/peer | CPU ratio ours/peer |\n|---|---|---|---|---|---|---|---|---|")
+    keys = ("seconds", "cpu_seconds", "peak_mb", "worker_mb", "driver_mb")
     for n in sizes:
         folder = f"{work}/scale_{n}"
         if not os.path.exists(f"{folder}/parquet"):
@@ -477,18 +521,20 @@ def speed_benchmark(work: str, sizes: list[int], workers: int, repeats: int = 1,
         res = {}
         for s, rs in runs.items():
             ok = [r for r in rs if "failed" not in r]
-            res[s] = {k: float(np.median([r[k] for r in ok])) for k in ("seconds", "cpu_seconds", "peak_mb")} | \
-                {"removed": ok[0]["removed"]} if ok else rs[-1]
+            res[s] = {k: float(np.median([r[k] for r in ok])) for k in keys} | \
+                {"removed": ok[0]["removed"], "phases": ok[-1].get("phases", {})} if ok else rs[-1]
         for s, r in res.items():
             if "failed" in r:
-                print(f"| {n:,} | {s} | did not finish: {r['failed']} (after {r['after_seconds']:.0f} s) | | | | | |")
+                print(f"| {n:,} | {s} | did not finish: {r['failed']} (after {r['after_seconds']:.0f} s) | | | | | | |")
                 continue
             ratios = ("", "") if s == "ours" or "failed" in res.get("ours", {"failed": 1}) else \
                 (f"{res['ours']['seconds'] / r['seconds']:.2f}", f"{res['ours']['cpu_seconds'] / r['cpu_seconds']:.2f}")
-            print(f"| {n:,} | {s} | {r['seconds']:.1f} | {r['cpu_seconds']:.1f} | {r['peak_mb']:.0f} | "
-                  f"{r['removed']:,} | {ratios[0]} | {ratios[1]} |")
-        out[n] = {s: {k: r[k] for k in ("seconds", "cpu_seconds", "peak_mb", "removed", "failed") if k in r}
-                  for s, r in res.items()}
+            print(f"| {n:,} | {s} | {r['seconds']:.1f} | {r['cpu_seconds']:.1f} | {r['worker_mb']:.0f} | "
+                  f"{r['driver_mb']:.0f} | {r['removed']:,} | {ratios[0]} | {ratios[1]} |")
+        if res.get("ours", {}).get("phases"):
+            print(f"\n{n:,} ours, largest task peak per phase (MiB): " +
+                  ", ".join(f"{k} {v:.0f}" for k, v in sorted(res["ours"]["phases"].items())) + "\n")
+        out[n] = {s: {k: r[k] for k in (*keys, "removed", "phases", "failed") if k in r} for s, r in res.items()}
     return out
 
 
