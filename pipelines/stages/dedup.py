@@ -5,7 +5,7 @@ Phases (all files under ``{stage_dir}/work``; each task's memory is bounded by i
 1. ``signatures`` (one task per shard): exact key, shingles, MinHash band keys, sorted per band.
 2. ``buckets`` (band groups x key ranges): shared keys -> candidate pairs, routed to the owner shard.
 3. ``verify`` (per shard): real shingle similarity + length- and math-aware token diff -> edges, in parts
-   that fit ``verify_memory_mb``.
+   that fit ``verify_memory_mb``; a pair already joined by the task's earlier duplicates is not verified.
 4. ``cluster_NN`` (per shard, ``cluster_rounds`` times, no-ops after convergence): min-label propagation.
 5. ``filter`` (per shard): kept docs -> ``kept/`` with ``dup_count``, ``dup_sources`` and ``dup_domains`` in
    their metadata (cluster size and the copies' origins); removed ones -> ``removed/`` with ``reason``,
@@ -154,7 +154,8 @@ def finalize(settings: DedupSettings, ctx: StageContext) -> dict:
         "removed": sum(removed.values()),
         "removed_by_reason": removed,
         "candidate_pairs": verify.get("candidate_pairs", 0),
-        "verified_pairs": verify.get("verified_pairs", 0),
+        "verified_pairs": verify.get("verified_pairs", 0),  # duplicates (edges) found
+        "already_joined_pairs": verify.get("already_joined_pairs", 0),  # not verified: already in one cluster
         "candidate_similarity_hist": verify.get("similarity_hist", []),
         "cluster_rounds": final_round(work, n, settings.cluster_rounds) + 1,
         "shards": n,

@@ -291,6 +291,28 @@ def gather_docs(store: ShardSet, gids: np.ndarray, names: tuple[str, ...]) -> tu
     return (docs, *packed)
 
 
+class Joined:
+    """Union-find over global ids of the documents joined by a task's duplicate pairs (ids never joined take
+    no memory)."""
+
+    def __init__(self):
+        self.parent: dict[int, int] = {}
+
+    def find(self, x: int) -> int:
+        parent = self.parent
+        while (p := parent.get(x, x)) != x:
+            parent[x] = x = parent.get(p, p)  # path halving
+        return x
+
+    def same(self, x: int, y: int) -> bool:
+        return self.find(x) == self.find(y)
+
+    def join(self, x: int, y: int) -> None:
+        rx, ry = self.find(x), self.find(y)
+        if rx != ry:
+            self.parent[max(rx, ry)] = min(rx, ry)
+
+
 PAIR_BYTES = 320  # held per pair of a part while verified: the pair, positions and offsets as ints, result
 
 
@@ -320,15 +342,23 @@ class DedupVerify(PipelineStep):
             out[sel] = (shard.lengths("shingles", idx[sel]) + shard.lengths("tokens", idx[sel])) * 4
         return out
 
-    def _verify(self, store: ShardSet, a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """``(duplicate, similarity)`` of each pair; reads only these pairs' documents."""
+    def _verify(self, store: ShardSet, a: np.ndarray, b: np.ndarray, joined: Joined) -> tuple[np.ndarray, ...]:
+        """``(duplicate, verified, similarity)`` of each pair; reads only these pairs' documents. A pair whose
+        documents are already joined by this task's duplicates is not verified (it cannot change a cluster)."""
         docs, (sv, so), (tv, to) = gather_docs(store, np.concatenate([a, b]), ("shingles", "tokens"))
         pa_, pb = np.searchsorted(docs, a).tolist(), np.searchsorted(docs, b).tolist()
-        results = [is_duplicate(sv[so[i] : so[i + 1]], sv[so[j] : so[j + 1]], tv[to[i] : to[i + 1]],
-                                tv[to[j] : to[j + 1]], self.config) for i, j in zip(pa_, pb, strict=True)]
-        keep = np.fromiter((ok for ok, _ in results), dtype=bool, count=len(results))
-        sims = np.fromiter((sim for _, sim in results), dtype=np.float32, count=len(results))
-        return keep, sims
+        n = len(pa_)
+        keep, checked, sims = np.zeros(n, bool), np.zeros(n, bool), np.zeros(n, np.float32)
+        for k, (x, y, i, j) in enumerate(zip(a.tolist(), b.tolist(), pa_, pb, strict=True)):
+            if joined.same(x, y):
+                continue
+            ok, sim = is_duplicate(sv[so[i] : so[i + 1]], sv[so[j] : so[j + 1]], tv[to[i] : to[i + 1]],
+                                   tv[to[j] : to[j + 1]], self.config)
+            checked[k], sims[k] = True, sim
+            if ok:
+                keep[k] = True
+                joined.join(x, y)
+        return keep, checked, sims[checked]
 
     def run(self, data: DocumentsPipeline = None, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
         with self.track_time():
@@ -341,7 +371,8 @@ class DedupVerify(PipelineStep):
             max_pairs = max(1, int(budget // (PAIR_BYTES + 2 * per_doc)))
             starts = [0] * len(files)
             good, hist = [], np.zeros(10, dtype=np.int64)
-            n_pairs = n_good = n_parts = max_held = 0
+            n_pairs = n_good = n_joined = n_parts = max_held = 0
+            joined = Joined()
             while True:
                 maps = [load_array(f) for f in files]  # mapped for this range only
                 ends = next_range([m["a"] for m in maps], starts, max_pairs)
@@ -355,13 +386,15 @@ class DedupVerify(PipelineStep):
                 parts = budget_parts(np.searchsorted(docs, chunk["a"]), np.searchsorted(docs, chunk["b"]),
                                      self._doc_bytes(store, docs), PAIR_BYTES, budget)
                 for lo, hi, held in parts:
-                    keep, sims = self._verify(store, chunk["a"][lo:hi], chunk["b"][lo:hi])
+                    keep, checked, sims = self._verify(store, chunk["a"][lo:hi], chunk["b"][lo:hi], joined)
                     good.append(chunk[lo:hi][keep])
                     hist += np.histogram(sims, bins=10, range=(0, 1))[0]
                     n_pairs, n_good = n_pairs + hi - lo, n_good + int(keep.sum())
+                    n_joined += hi - lo - int(checked.sum())
                     n_parts, max_held = n_parts + 1, max(max_held, held)
             self.stat_update("candidate_pairs", value=n_pairs)
             self.stat_update("verified_pairs", value=n_good)
+            self.stat_update("already_joined_pairs", value=n_joined)
             self.stat_update("parts", value=n_parts)
             good = np.concatenate(good) if good else np.empty(0, PAIR_DTYPE)
             ra, rb = split_gid(good["a"])[0], split_gid(good["b"])[0]
@@ -371,7 +404,8 @@ class DedupVerify(PipelineStep):
                 edges["src"] = np.concatenate([good["a"][sa], good["b"][sb]])
                 edges["dst"] = np.concatenate([good["b"][sa], good["a"][sb]])
                 save_array(edges, f"{self.work_root}/edges/{target:05d}/{rank:05d}.npy")
-            write_json({"candidate_pairs": n_pairs, "verified_pairs": n_good, "similarity_hist": hist.tolist(),
+            write_json({"candidate_pairs": n_pairs, "verified_pairs": n_good, "already_joined_pairs": n_joined,
+                        "similarity_hist": hist.tolist(),
                         "parts": n_parts, "max_part_bytes": max_held, "budget_bytes": budget},
                        f"{self.work_root}/verify/{rank:05d}.json")
         return
