@@ -95,14 +95,21 @@ def run_sample(out: Path) -> dict:
     run_manifest(manifest, output=str(out), progress=lambda s: None)
     total = time.perf_counter() - t0
     run = json.loads((out / "run.json").read_text())
-    return {"seconds": total, "stages": [(s["stage"], s["seconds"], s["documents_in"], s["documents_out"])
-                                         for s in run["stages"]], "documents": run["corpus_documents"]}
+    return {"seconds": total, "stages": [(s["stage"], s["seconds"], s["documents_in"], s["documents_out"],
+                                          task_cpu(Path(s["dir"]) / "logs")) for s in run["stages"]],
+            "documents": run["corpus_documents"]}
+
+
+def task_cpu(logs: Path) -> float:
+    """CPU seconds of a stage's tasks (every phase), from the per-task records in ``logs/{phase}/tasks``."""
+    return sum(json.loads(f.read_text()).get("cpu_seconds") or 0.0 for f in logs.glob("**/tasks/*.json"))
 
 
 def print_sample(r: dict) -> None:
-    print(f"shared-sample.yaml on local Ray: {r['seconds']:.1f}s total, {r['documents']:,} docs in the corpus")
-    for stage, sec, din, dout in r["stages"]:
-        print(f"  {stage:<10} {sec:7.1f}s  {din if din is not None else '-'} -> {dout}")
+    print(f"shared-sample.yaml on local Ray: {r['seconds']:.1f}s total, {r['documents']:,} docs in the corpus; "
+          f"{sum(c for *_, c in r['stages']):.1f} CPU-s in the stages' tasks")
+    for stage, sec, din, dout, cpu_s in r["stages"]:
+        print(f"  {stage:<10} {sec:7.1f}s  {cpu_s:7.1f} CPU-s  {din if din is not None else '-'} -> {dout}")
 
 
 def main() -> None:
