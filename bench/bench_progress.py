@@ -8,7 +8,9 @@ process, in the same run, alternating, ``--repeats`` times each:
 * peer: progress off (``MATHCORPUS_PROGRESS_SECONDS=0``: no thread, no file);
 * ours: progress on at the default (a file every 2 s), and a stress setting (every 0.05 s, 40x more often).
 
-Printed: median seconds of each, the ratios ours / off, and the cost of one progress write (median of 200).
+Printed: median CPU seconds of each (``time.process_time``: this process and all its threads, the progress thread
+included; wall seconds vary with the load of a shared machine and are printed beside them), the ratios ours / off,
+and the cost of one progress write (wall, median of 200).
 
     python bench/bench_progress.py              # 60k documents, 3 repeats
 """
@@ -47,7 +49,8 @@ def make_shards(out: Path, docs: int, shards: int = 4) -> int:
     return len(full)
 
 
-def run_once(src: Path, work: Path, every: float) -> float:
+def run_once(src: Path, work: Path, every: float) -> tuple[float, float]:
+    """(wall seconds, CPU seconds of this process) of one run of the phase."""
     from pipelines.executors import LocalExecutor
     from pipelines.steps.io import ParquetShardReader, ParquetShardWriter
 
@@ -55,12 +58,12 @@ def run_once(src: Path, work: Path, every: float) -> float:
     os.environ["MATHCORPUS_PROGRESS_SECONDS"] = str(every)
     ex = LocalExecutor([ParquetShardReader(str(src)), ParquetShardWriter(str(work / "kept"))], tasks=1, workers=1,
                        logging_dir=str(work / "logs"), skip_completed=True)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     ex.run()
-    seconds = time.perf_counter() - t0
+    seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
     progress = list((work / "logs" / "progress").glob("0*.json"))
     assert (len(progress) == 1) == (every > 0), progress
-    return seconds
+    return seconds, cpu
 
 
 def write_cost(src: Path, work: Path, n: int = 200) -> float:
@@ -90,16 +93,18 @@ def main() -> None:
     try:
         n = make_shards(tmp / "src", args.docs)
         settings = {"off": 0.0, "on (2 s)": 2.0, "on (0.05 s)": 0.05}
-        times: dict[str, list[float]] = {k: [] for k in settings}
+        times: dict[str, list[tuple[float, float]]] = {k: [] for k in settings}
         for _ in range(args.repeats):
             for name, every in settings.items():
                 times[name].append(run_once(tmp / "src", tmp / "work", every))
         cost = write_cost(tmp / "src", tmp)
-        med = {k: statistics.median(v) for k, v in times.items()}
-        print(f"{n:,} documents, one task, {args.repeats} repeats (median seconds)")
+        med = {k: statistics.median(c for _, c in v) for k, v in times.items()}
+        wall = {k: statistics.median(w for w, _ in v) for k, v in times.items()}
+        print(f"{n:,} documents, one task, {args.repeats} repeats (median CPU seconds; wall beside)")
         for k, v in med.items():
-            runs = [round(x, 2) for x in times[k]]
-            print(f"  progress {k:<12} {v:7.2f} s   ratio to off {v / med['off']:.3f}   runs {runs}")
+            runs = [round(c, 2) for _, c in times[k]]
+            print(f"  progress {k:<12} {v:7.2f} CPU-s   ratio to off {v / med['off']:.3f}   runs {runs}   "
+                  f"(wall median {wall[k]:.2f} s, ratio {wall[k] / wall['off']:.3f})")
         print(f"  one progress write (snapshot + atomic JSON): {cost * 1e3:.2f} ms median of 200 "
               f"= {cost / 2.0:.5%} of a task's time at one write per 2 s")
     finally:
