@@ -595,6 +595,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="small planted set, 20k documents for speed")
     ap.add_argument("--full", action="store_true", help="also 1M documents (slow)")
+    ap.add_argument("--sizes", default="", help="speed: document counts (comma-separated; overrides --full)")
     ap.add_argument("--workdir", default="/tmp/bench_dedup")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--repeats", type=int, default=1, help="speed runs per system (median reported)")
@@ -615,6 +616,7 @@ def main() -> None:
         results["sweep"] = verification_sweep(30 if args.quick else 120)
     if args.only in (None, "speed"):
         sizes = [20_000] if args.quick else [100_000] + ([1_000_000] if args.full else [])
+        sizes = [int(x) for x in args.sizes.split(",")] if args.sizes else sizes
         results["speed"] = speed_benchmark(args.workdir, sizes, args.workers, args.repeats,
                                            tuple(args.systems.split(",")))
     with open(f"{args.workdir}/results.json", "w") as fh:
