@@ -164,6 +164,8 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=1,
                     help="runs per size (ours, then the peer); the run with the median CPU time is reported")
     ap.add_argument("--json", help="also write the results to this JSON file")
+    ap.add_argument("--memory-only", action="store_true",
+                    help="peak memory table only: skip the HTML/WARC extraction runs, the throughput and cost report")
     ap.add_argument("--cost-from", help="print the report and 1T-token cost model from a saved --json file")
     ap.add_argument("--crawl-from", help="with --cost-from: also the two-pass cost model, from the results.json "
                     "that bench/bench_crawl.py writes to its --work folder")
@@ -204,20 +206,22 @@ def main() -> None:
                   f"in {time.time() - t0:.0f}s", file=sys.stderr)
         web = sorted(str(p) for p in (SHARED / "web").glob("*/*.html"))
         warc = sorted(str(p) for p in (SHARED / "warc").glob("*.warc.gz"))
-        for kind, paths in (("html", web), ("warc", warc)):
+        for kind, paths in () if args.memory_only else (("html", web), ("warc", warc)):
             results[kind] = median_run([run_extract_only(kind, paths, tmp / f"{kind}-{r}")
                                         for r in range(args.repeats)])
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))
     report(results)
-    cost_model(results)
+    if "html" in results:
+        cost_model(results)
 
 
 def report(r: dict) -> None:
     one, ten = r["runs"]["1x"], largest(r)
     if ten is not one:
         report_memory(r)
-    report_throughput(r, ten)
+    if "html" in r:  # not with --memory-only
+        report_throughput(r, ten)
 
 
 def largest(r: dict) -> dict:
