@@ -264,6 +264,14 @@ def main() -> None:
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2, ensure_ascii=False))
     shutil.rmtree(tmp, ignore_errors=True)
+    _drop_peer_copies(tmp)
+
+
+def _drop_peer_copies(tmp: Path) -> None:
+    """datatrove's filter copies each model it loads into its asset cache: drop this run's copies (~50 MB each)."""
+    cache = Path.home() / ".cache" / "huggingface" / "assets" / "datatrove" / "filters" / "fasttext"
+    for f in cache.glob(f"{str(tmp).replace('/', '_')}_*"):
+        f.unlink(missing_ok=True)
 
 
 def _errors(pages: list[Page], scores, threshold: float, what: str) -> list[dict]:

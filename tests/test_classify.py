@@ -105,6 +105,18 @@ def test_prepare_keeps_math_signal():
     assert len(prepare("a" * 50_000, max_chars=1000, signals=False)) == 1000
 
 
+def test_price_count_is_the_ten_digit_count(shared_data):
+    """The one-pass price count (``$`` before a digit) equals the ten ``str.count`` passes it replaced."""
+    from classifiers.preprocess import _PRICE
+
+    texts = [r["text"] for name in ("math_text", "general_text", "general_text_zh")
+             for r in _take(shared_data / "seed" / f"{name}.jsonl", 300)]
+    texts += ["$5 and $x$ $$ $0", "cost $1,000 vs $$a$$ $$9", "$"]
+    assert sum("$" in t for t in texts) > 50
+    for t in texts:
+        assert len(_PRICE.findall(t)) == sum(t.count(f"${d}") for d in "0123456789"), t[:80]
+
+
 def test_prepare_signal_tokens_see_past_the_window():
     prose = "Words about a topic. " * 200  # 4 200 characters of prose before any formula
     tex = prose + "Then $\\frac{a}{b} = x^2$ and $\\sum_i y_i$."
