@@ -154,16 +154,16 @@ def spill_dir(root: str) -> str | None:
     return root
 
 
-def gather(values: np.ndarray, offsets: np.ndarray, idx: np.ndarray, block: int = 1 << 22) -> tuple[np.ndarray,
-                                                                                                 np.ndarray]:
-    """Rows ``idx`` of a ragged array, packed: ``(values, offsets)`` with ``len(idx) + 1`` offsets. Reads only
-    those rows' values (``block`` values at a time, vectorized)."""
+def gather(values: np.ndarray, offsets: np.ndarray, idx: np.ndarray, block: int = 1 << 20,
+           out: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Rows ``idx`` of a ragged array, packed: ``(values, offsets)`` with ``len(idx) + 1`` offsets, written into
+    ``out`` when given (its first values). Reads only those rows' values (``block`` at a time, vectorized)."""
     idx = np.asarray(idx, dtype=np.int64)
     starts = np.asarray(offsets[idx], dtype=np.int64)
     lengths = np.asarray(offsets[idx + 1], dtype=np.int64) - starts
     out_off = np.zeros(len(idx) + 1, dtype=np.int64)
     np.cumsum(lengths, out=out_off[1:])
-    out = np.empty(int(out_off[-1]), dtype=values.dtype)
+    out = np.empty(int(out_off[-1]), dtype=values.dtype) if out is None else out
     i = 0
     while i < len(idx):  # rows i..j-1: about `block` values (at least one row)
         j = max(i + 1, int(np.searchsorted(out_off, out_off[i] + block, side="right")) - 1)
@@ -200,14 +200,14 @@ class Shard:
         self._ragged[name] = (np.asarray(load_array(f"{self.dir}/{name}.npy", mmap=mmap)),
                               load_array(f"{self.dir}/{name}_off.npy", mmap=mmap).tolist())
 
-    def gather(self, name: str, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def gather(self, name: str, idx: np.ndarray, out: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Rows ``idx`` of a ragged array (:func:`gather`). Local files are mapped for the call only, so only
         the pages of these rows are touched and none stays resident after it; a remote array is read once."""
         if is_remote(self.dir):
             if name not in self._whole:
                 self._whole[name] = load_array(f"{self.dir}/{name}.npy"), self.offsets(name)
-            return gather(*self._whole[name], idx)
-        return gather(load_array(f"{self.dir}/{name}.npy"), self.offsets(name), idx)
+            return gather(*self._whole[name], idx, out=out)
+        return gather(load_array(f"{self.dir}/{name}.npy"), self.offsets(name), idx, out=out)
 
     def lengths(self, name: str, idx: np.ndarray) -> np.ndarray:
         """Row lengths of a ragged array (values per row) for rows ``idx``."""

@@ -275,19 +275,21 @@ class DedupBuckets(PipelineStep):
 
 def gather_docs(store: ShardSet, gids: np.ndarray, names: tuple[str, ...]) -> tuple[np.ndarray, ...]:
     """The distinct documents of ``gids`` (sorted) and, per ragged array in ``names``, their rows packed:
-    ``(values, offsets as a list)`` in that order. Reads only these documents' rows."""
+    ``(values, offsets as a list)`` in that order. Reads only these documents' rows, straight into one array."""
     docs = np.unique(gids)
     ranks, idx = split_gid(docs)
-    values: dict[str, list[np.ndarray]] = {n: [] for n in names}
-    offsets: dict[str, list[np.ndarray]] = {n: [] for n in names}
-    for r in np.unique(ranks):  # docs are sorted by gid, so by shard: the packed rows follow `docs`
-        sel = idx[ranks == r]
-        for name in names:
-            v, o = store.shard(int(r)).gather(name, sel)
-            offsets[name].append(o[1:] + sum(len(x) for x in values[name]))
-            values[name].append(v)
-    packed = tuple((np.concatenate(values[n]) if values[n] else np.empty(0, np.uint32),
-                    [0, *(np.concatenate(offsets[n]).tolist() if offsets[n] else [])]) for n in names)
+    shards = [(store.shard(int(r)), idx[ranks == r]) for r in np.unique(ranks)]  # by gid, so by shard
+    packed = []
+    for name in names:
+        lengths = np.concatenate([shard.lengths(name, sel) for shard, sel in shards]) if shards else np.empty(0)
+        offsets = np.zeros(len(docs) + 1, dtype=np.int64)
+        np.cumsum(lengths, out=offsets[1:])
+        values, pos = np.empty(int(offsets[-1]), dtype=np.uint32), 0
+        for shard, sel in shards:
+            n = int(offsets[pos + len(sel)] - offsets[pos])
+            shard.gather(name, sel, out=values[offsets[pos] : offsets[pos] + n])
+            pos += len(sel)
+        packed.append((values, offsets.tolist()))
     return (docs, *packed)
 
 
@@ -370,7 +372,7 @@ class DedupVerify(PipelineStep):
             budget = int(self.memory_mb * 2**20)
             max_pairs = max(1, int(budget // (PAIR_BYTES + 2 * per_doc)))
             starts = [0] * len(files)
-            good, hist = [], np.zeros(10, dtype=np.int64)
+            good, hist = ArraySpill(spill_dir(self.work_root), PAIR_DTYPE), np.zeros(10, dtype=np.int64)
             n_pairs = n_good = n_joined = n_parts = max_held = 0
             joined = Joined()
             while True:
@@ -396,14 +398,18 @@ class DedupVerify(PipelineStep):
             self.stat_update("verified_pairs", value=n_good)
             self.stat_update("already_joined_pairs", value=n_joined)
             self.stat_update("parts", value=n_parts)
-            good = np.concatenate(good) if good else np.empty(0, PAIR_DTYPE)
-            ra, rb = split_gid(good["a"])[0], split_gid(good["b"])[0]
-            for target in range(self.shards):  # edges both ways, grouped by the source's shard
-                sa, sb = ra == target, rb == target
-                edges = np.empty(int(sa.sum() + sb.sum()), dtype=EDGE_DTYPE)
-                edges["src"] = np.concatenate([good["a"][sa], good["b"][sb]])
-                edges["dst"] = np.concatenate([good["b"][sa], good["a"][sb]])
-                save_array(edges, f"{self.work_root}/edges/{target:05d}/{rank:05d}.npy")
+            for target in range(self.shards):  # edges both ways, grouped by the source's shard, a block at a time
+                edges = ArraySpill(spill_dir(self.work_root), EDGE_DTYPE)
+                for side, other in (("a", "b"), ("b", "a")):
+                    for i in range(0, good.size, MERGE_PAIRS):
+                        block = good.read(i, min(i + MERGE_PAIRS, good.size))
+                        sel = split_gid(block[side])[0] == target
+                        part = np.empty(int(sel.sum()), dtype=EDGE_DTYPE)
+                        part["src"], part["dst"] = block[side][sel], block[other][sel]
+                        edges.append(part)
+                edges.save(f"{self.work_root}/edges/{target:05d}/{rank:05d}.npy")
+                edges.close()
+            good.close()
             write_json({"candidate_pairs": n_pairs, "verified_pairs": n_good, "already_joined_pairs": n_joined,
                         "similarity_hist": hist.tolist(),
                         "parts": n_parts, "max_part_bytes": max_held, "budget_bytes": budget},
