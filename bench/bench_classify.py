@@ -17,11 +17,11 @@ row, median of 3); the test-site numbers of every row are printed beside their C
 The misclassified lists (out-of-fold on dev, and test), the code model, the quality filters on every real math
 page (by split) and the speed rows follow.
 
-Speed: the same documents (all pages + 600 seed texts) scored by datatrove's ``FastTextClassifierFilter`` (raw
-text, one ``predict`` per document) and by our batched scorer (preprocessing included), with our input caps
-(1 000 chars / 192 tokens) and with full-text input (no caps; its own model, trained without caps, its own
-CV); CPU seconds of the process, median of the repeats, each side's test-site F1 beside it (datatrove's: the
-chosen model on raw text, threshold from the fold models' raw-text out-of-fold scores).
+Speed: the same documents (all pages + the held-out seed texts, at most 600) scored by datatrove's
+``FastTextClassifierFilter`` (raw text, one ``predict`` per document) and by our batched scorer (preprocessing
+included), with the chosen row's input caps and with full-text input (no caps; its own model, trained without
+caps, its own CV); CPU seconds of the process, median of the repeats, each side's test-site F1 beside it
+(datatrove's: the chosen model on raw text, threshold from the fold models' raw-text out-of-fold scores).
 
     python bench/bench_classify.py [--quick] [--more] [--rows SUBSTR ...] [--folds 5] [--json out.json]
 """
@@ -50,7 +50,7 @@ from classifiers.data import MATH, OTHER, Example, load_examples, split  # noqa:
 from classifiers.metrics import metrics_at  # noqa: E402
 from classifiers.model import MathClassifier, TrainParams, train_model  # noqa: E402
 from classifiers.pages import Page, assign_splits, read_pages, split_pages  # noqa: E402
-from classifiers.preprocess import MAX_CHARS, MAX_TOKENS, Features  # noqa: E402
+from classifiers.preprocess import Features  # noqa: E402
 
 KEYWORDS = re.compile(
     r"\\(?:frac|sum|int|sqrt|alpha|beta|theta|lambda|mathbb|mathcal|begin\{(?:equation|align))|\$\$|\\\(|\\\[|"
@@ -347,7 +347,7 @@ def speed(tmp: Path, chosen: tuple, base, params: TrainParams, repeat: int, dev:
                   "runs": [round(x, 3) for x in times[k]], "test_f1": f1[k]["test_f1"], "cv_f1": f1[k]["cv_f1"]}
         print(f"  {k:10s} {med[k]:.3f}s  ratio {med[k] / med['datatrove']:.2f}  test-site F1 {f1[k]['test_f1']:.3f}"
               f" (CV {f1[k]['cv_f1']:.3f})")
-    out["caps_setting"] = {"max_chars": MAX_CHARS, "max_tokens": MAX_TOKENS}
+    out["caps_setting"] = {"max_chars": clf.max_chars, "max_tokens": clf.max_tokens}  # the chosen model's caps
     return out
 
 
