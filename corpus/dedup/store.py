@@ -15,7 +15,7 @@ import os
 import shutil
 import tempfile
 from array import array
-from functools import lru_cache
+from collections import OrderedDict
 from typing import Any
 
 import numpy as np
@@ -242,7 +242,10 @@ class ShardSet:
     def __init__(self, work_root: str, index_root: str | None = None, cache: int = 64):
         self.work_root = work_root
         self.index_root = index_root
-        self._get = lru_cache(maxsize=cache)(self._open)
+        self._size = cache
+        # a plain dict, not lru_cache on a bound method: that makes a reference cycle, so a finished task's
+        # shards (and their mapped pages) stayed until the next garbage collection
+        self._cache: OrderedDict[int, Shard] = OrderedDict()
 
     def _open(self, rank: int) -> Shard:
         if rank >= INDEX_RANK_BASE:
@@ -252,7 +255,15 @@ class ShardSet:
         return Shard(self.work_root, rank)
 
     def shard(self, rank: int) -> Shard:
-        return self._get(int(rank))
+        rank = int(rank)
+        shard = self._cache.get(rank)
+        if shard is None:
+            shard = self._cache[rank] = self._open(rank)
+            if len(self._cache) > self._size:
+                self._cache.popitem(last=False)
+        else:
+            self._cache.move_to_end(rank)
+        return shard
 
     def meta(self, gids: np.ndarray) -> np.ndarray:
         """META_DTYPE rows of many documents, grouped by shard."""

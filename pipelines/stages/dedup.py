@@ -14,6 +14,7 @@ Phases (all files under ``{stage_dir}/work``; each task's memory is bounded by i
 
 from __future__ import annotations
 
+import gc
 import json
 from collections.abc import Iterator
 from dataclasses import fields
@@ -186,6 +187,8 @@ def run_standalone(settings: DedupSettings, input_dir: str, out: str, *, executo
         ex = make_executor(executor, phase.steps, tasks=phase.tasks, workers=1 if light else workers,
                            logging_dir=logging_dir, ray_address=ray_address)
         ex.run()
+        if light:
+            gc.collect()  # what a label round left in reference cycles, before the next one
         missing = ex.get_incomplete_ranks(range(phase.tasks))
         if missing:
             raise RunError(f"dedup phase {phase.name!r}: {len(missing)} task(s) failed (ranks {missing[:10]}); "
