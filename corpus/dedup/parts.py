@@ -8,6 +8,8 @@ one part's pairs and documents at a time, whatever the shard's size.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+
 import numpy as np
 
 
@@ -27,6 +29,22 @@ def next_range(columns: list[np.ndarray], starts: list[int], max_pairs: int) -> 
     if hi <= lo:  # one `a` holds more than the quota: that `a` alone
         hi = lo + type(lo)(1)
     return [int(np.searchsorted(c, hi)) for c in columns]
+
+
+def merged_runs(open_lists: Callable[[], list[np.ndarray]], max_pairs: int) -> Iterator[np.ndarray]:
+    """The pairs of lists each sorted by ``a``, one :func:`next_range` run at a time, concatenated (a pair in
+    several lists comes once per list). ``open_lists`` is called per run, so mapped files are held for one run."""
+    starts: list[int] | None = None
+    while True:
+        lists = open_lists()
+        starts = [0] * len(lists) if starts is None else starts
+        ends = next_range([x["a"] for x in lists], starts, max_pairs)
+        if ends == starts:
+            return
+        run = np.concatenate([np.array(x[i:j]) for x, i, j in zip(lists, starts, ends, strict=True)])
+        del lists
+        starts = ends
+        yield run
 
 
 def budget_parts(pos_a: np.ndarray, pos_b: np.ndarray, doc_bytes: np.ndarray, pair_bytes: int,

@@ -23,7 +23,7 @@ from corpus.dedup.clusters import merge, summarize, survivor_metadata
 from corpus.dedup.components import LABEL_DTYPE, NODE_LABEL_DTYPE, propagation_round_parts
 from corpus.dedup.minhash import DocFeatures, band_keys, batch_features, signatures
 from corpus.dedup.params import DedupConfig
-from corpus.dedup.parts import budget_parts, next_range
+from corpus.dedup.parts import budget_parts, merged_runs
 from corpus.dedup.priority import PriorityConfig, id_hash, priority_key
 from corpus.dedup.store import (
     BAND_DTYPE,
@@ -198,7 +198,7 @@ class DedupBuckets(PipelineStep):
 
     Task ``t`` handles key range ``t % partitions`` of every band ``b`` with ``b % groups == t // partitions``
     (``groups = world_size // partitions``), one band at a time, so memory is one band's key range; each band's
-    pairs go to a spill file, merged without repeats by runs of ``a`` (:func:`corpus.dedup.parts.next_range`).
+    pairs go to a spill file, merged without repeats by runs of ``a`` (:func:`corpus.dedup.parts.merged_runs`).
     """
 
     name = "dedup buckets"
@@ -250,16 +250,10 @@ class DedupBuckets(PipelineStep):
                         found.append(self._band_pairs(b, lo, hi))
                         segments.append((start, found.size))
                 # merged over bands by runs of `a` (every band's pairs sorted): one run in memory at a time
-                starts, n = [0] * len(segments), 0
-                while True:
-                    views = [found.view(i, j) for i, j in segments]
-                    ends = next_range([v["a"] for v in views], starts, MERGE_PAIRS)
-                    if ends == starts:
-                        break
-                    pairs = unique_pairs(np.concatenate([np.array(v[i:j]) for v, i, j in zip(views, starts, ends,
-                                                                                             strict=True)]))
-                    del views
-                    starts, n = ends, n + len(pairs)
+                n = 0
+                for run in merged_runs(lambda: [found.view(i, j) for i, j in segments], MERGE_PAIRS):
+                    pairs = unique_pairs(run)
+                    n += len(pairs)
                     owner = pair_owner(pairs, self.shards)
                     for target, out in enumerate(targets):
                         out.append(pairs[owner == target])
@@ -371,19 +365,11 @@ class DedupVerify(PipelineStep):
             per_doc = sum(int(own.offsets(x)[-1]) for x in ("shingles", "tokens")) * 4 / n_own
             budget = int(self.memory_mb * 2**20)
             max_pairs = max(1, int(budget // (PAIR_BYTES + 2 * per_doc)))
-            starts = [0] * len(files)
             good, hist = ArraySpill(spill_dir(self.work_root), PAIR_DTYPE), np.zeros(10, dtype=np.int64)
             n_pairs = n_good = n_joined = n_parts = max_held = 0
             joined = Joined()
-            while True:
-                maps = [load_array(f) for f in files]  # mapped for this range only
-                ends = next_range([m["a"] for m in maps], starts, max_pairs)
-                if ends == starts:
-                    break
-                chunk = unique_pairs(np.concatenate([np.array(m[i:j]) for m, i, j in zip(maps, starts, ends,
-                                                                                          strict=True)]))
-                del maps
-                starts = ends
+            for run in merged_runs(lambda: [load_array(f) for f in files], max_pairs):  # mapped per run only
+                chunk = unique_pairs(run)
                 docs = np.unique(np.concatenate([chunk["a"], chunk["b"]]))
                 parts = budget_parts(np.searchsorted(docs, chunk["a"]), np.searchsorted(docs, chunk["b"]),
                                      self._doc_bytes(store, docs), PAIR_BYTES, budget)
