@@ -256,11 +256,20 @@ def test_pair_runs_and_parts_stay_under_their_bounds():
     assert [(lo, hi, held) for lo, hi, held in shared] == [(0, 2, 320), (2, 5, 430), (5, 7, 320), (7, 10, 430)]
 
 
+def _write_ragged(arrays: list[np.ndarray], path_prefix: str) -> None:
+    """The signature phase's former whole-shard writer: the file format saved indexes hold."""
+    from corpus.dedup.store import save_array
+
+    lengths = np.fromiter((len(a) for a in arrays), dtype=np.int64, count=len(arrays))
+    save_array(np.concatenate(arrays).astype(np.uint32), f"{path_prefix}.npy")
+    save_array(np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64), f"{path_prefix}_off.npy")
+
+
 def test_spilled_ragged_arrays_are_the_same_files(tmp_path):
-    from corpus.dedup.store import RaggedSpill, write_ragged
+    from corpus.dedup.store import RaggedSpill
 
     rows = [np.arange(n, dtype=np.uint32) * 3 for n in (0, 5, 1, 0, 7)]
-    write_ragged(rows, str(tmp_path / "a"))
+    _write_ragged(rows, str(tmp_path / "a"))
     spill = RaggedSpill(str(tmp_path))
     spill.append(rows[:2])
     spill.append([])

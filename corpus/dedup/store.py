@@ -16,6 +16,7 @@ import shutil
 import tempfile
 from array import array
 from collections import OrderedDict
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -70,14 +71,6 @@ def band_file(root: str, band: int, rank: int) -> str:
     return f"{root}/bands/{band:03d}/{rank:05d}.npy"
 
 
-def write_ragged(arrays: list[np.ndarray], path_prefix: str, dtype=np.uint32) -> None:
-    lengths = np.fromiter((len(a) for a in arrays), dtype=np.int64, count=len(arrays))
-    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
-    values = np.concatenate(arrays).astype(dtype) if arrays else np.empty(0, dtype)
-    save_array(values, f"{path_prefix}.npy")
-    save_array(offsets, f"{path_prefix}_off.npy")
-
-
 class ArraySpill:
     """A 1-d array appended a batch at a time to an unnamed local temporary file (memory: one batch);
     :meth:`save` writes it as one ``.npy`` file, :meth:`view` maps a stretch of it."""
@@ -120,8 +113,8 @@ class ArraySpill:
 
 class RaggedSpill(ArraySpill):
     """Ragged arrays appended a batch at a time (memory: one batch, plus 8 bytes of offset per row);
-    :meth:`save` writes the same ``{prefix}.npy`` + ``{prefix}_off.npy`` as :func:`write_ragged`, :meth:`get`
-    reads one row back."""
+    :meth:`save` writes ``{prefix}.npy`` (the values) + ``{prefix}_off.npy`` (``len + 1`` int64 offsets),
+    :meth:`get` reads one row back."""
 
     def __init__(self, folder: str | None = None, dtype=np.uint32):
         super().__init__(folder, dtype)
@@ -181,33 +174,18 @@ class Shard:
     def __init__(self, root: str, rank: int):
         self.dir = shard_dir(root, rank)
         self.meta = load_array(f"{self.dir}/meta.npy")
-        self._ragged: dict[str, tuple[np.ndarray, list[int]]] = {}
-        self._whole: dict[str, tuple[np.ndarray, ...]] = {}  # remote arrays, read once
-        self._ids: np.ndarray | None = None
+        self._whole: dict[str, np.ndarray] = {}  # remote arrays, read once
 
-    def ragged(self, name: str, idx: int) -> np.ndarray:
-        if name not in self._ragged:
-            self._load(name, mmap=True)
-        values, offsets = self._ragged[name]
-        return values[offsets[idx] : offsets[idx + 1]]
-
-    def load_ragged(self, name: str) -> None:
-        """Read a ragged array fully into memory (for the shard a task owns)."""
-        self._load(name, mmap=False)
-
-    def _load(self, name: str, mmap: bool) -> None:
-        # plain ndarray views and offsets as a list: slicing a memmap per look-up costs ~5x more
-        self._ragged[name] = (np.asarray(load_array(f"{self.dir}/{name}.npy", mmap=mmap)),
-                              load_array(f"{self.dir}/{name}_off.npy", mmap=mmap).tolist())
+    def _remote(self, file: str) -> np.ndarray:
+        if file not in self._whole:
+            self._whole[file] = load_array(f"{self.dir}/{file}.npy")
+        return self._whole[file]
 
     def gather(self, name: str, idx: np.ndarray, out: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Rows ``idx`` of a ragged array (:func:`gather`). Local files are mapped for the call only, so only
         the pages of these rows are touched and none stays resident after it; a remote array is read once."""
-        if is_remote(self.dir):
-            if name not in self._whole:
-                self._whole[name] = load_array(f"{self.dir}/{name}.npy"), self.offsets(name)
-            return gather(*self._whole[name], idx, out=out)
-        return gather(load_array(f"{self.dir}/{name}.npy"), self.offsets(name), idx, out=out)
+        values = self._remote(name) if is_remote(self.dir) else load_array(f"{self.dir}/{name}.npy")
+        return gather(values, self.offsets(name), idx, out=out)
 
     def lengths(self, name: str, idx: np.ndarray) -> np.ndarray:
         """Row lengths of a ragged array (values per row) for rows ``idx``."""
@@ -217,23 +195,18 @@ class Shard:
 
     def offsets(self, name: str) -> np.ndarray:
         """A ragged array's offsets: mapped per call when local, read once when remote."""
-        if not is_remote(self.dir):
-            return load_array(f"{self.dir}/{name}_off.npy")
-        key = f"{name}_off"
-        if key not in self._whole:
-            self._whole[key] = (load_array(f"{self.dir}/{name}_off.npy"),)
-        return self._whole[key][0]
+        file = f"{name}_off"
+        return self._remote(file) if is_remote(self.dir) else load_array(f"{self.dir}/{file}.npy")
 
     def origins(self) -> list[list[str | None]]:
         """``(source, domain)`` per document (work shards only; not kept in saved indexes)."""
         with open_file(f"{self.dir}/origins.json", "rb") as fh:
             return json.load(fh)
 
-    def ids(self) -> np.ndarray:
-        if self._ids is None:
-            with open_file(f"{self.dir}/ids.json", "rb") as fh:
-                self._ids = np.asarray(json.load(fh), dtype=object)
-        return self._ids
+    def ids(self) -> list[str]:
+        """Document ids, read per call (not kept: a task reads them once, at the end)."""
+        with open_file(f"{self.dir}/ids.json", "rb") as fh:
+            return json.load(fh)
 
 
 class ShardSet:
@@ -265,13 +238,18 @@ class ShardSet:
             self._cache.move_to_end(rank)
         return shard
 
+    def groups(self, gids: np.ndarray) -> Iterator[tuple[Shard, np.ndarray, np.ndarray]]:
+        """``(shard, positions in gids, rows in the shard)`` for each shard ``gids`` touch, by rank."""
+        ranks, idx = split_gid(gids)
+        for r in np.unique(ranks):
+            sel = np.flatnonzero(ranks == r)
+            yield self.shard(int(r)), sel, idx[sel]
+
     def meta(self, gids: np.ndarray) -> np.ndarray:
         """META_DTYPE rows of many documents, grouped by shard."""
-        ranks, idx = split_gid(gids)
         out = np.empty(len(gids), dtype=META_DTYPE)
-        for r in np.unique(ranks):
-            sel = ranks == r
-            out[sel] = self.shard(int(r)).meta[idx[sel]]
+        for shard, sel, rows in self.groups(gids):
+            out[sel] = shard.meta[rows]
         return out
 
 

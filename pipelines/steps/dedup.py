@@ -271,8 +271,7 @@ def gather_docs(store: ShardSet, gids: np.ndarray, names: tuple[str, ...]) -> tu
     """The distinct documents of ``gids`` (sorted) and, per ragged array in ``names``, their rows packed:
     ``(values, offsets as a list)`` in that order. Reads only these documents' rows, straight into one array."""
     docs = np.unique(gids)
-    ranks, idx = split_gid(docs)
-    shards = [(store.shard(int(r)), idx[ranks == r]) for r in np.unique(ranks)]  # by gid, so by shard
+    shards = [(shard, rows) for shard, _, rows in store.groups(docs)]  # docs sorted by gid, so by shard
     packed = []
     for name in names:
         lengths = np.concatenate([shard.lengths(name, sel) for shard, sel in shards]) if shards else np.empty(0)
@@ -331,11 +330,8 @@ class DedupVerify(PipelineStep):
     def _doc_bytes(self, store: ShardSet, gids: np.ndarray) -> np.ndarray:
         """Bytes of shingles + tokens (uint32) of each document."""
         out = np.empty(len(gids), dtype=np.int64)
-        ranks, idx = split_gid(gids)
-        for r in np.unique(ranks):
-            sel = np.flatnonzero(ranks == r)
-            shard = store.shard(int(r))
-            out[sel] = (shard.lengths("shingles", idx[sel]) + shard.lengths("tokens", idx[sel])) * 4
+        for shard, sel, rows in store.groups(gids):
+            out[sel] = (shard.lengths("shingles", rows) + shard.lengths("tokens", rows)) * 4
         return out
 
     def _verify(self, store: ShardSet, a: np.ndarray, b: np.ndarray, joined: Joined) -> tuple[np.ndarray, ...]:
@@ -585,12 +581,9 @@ class DedupFilter(PipelineStep):
 def _ids_of(store: ShardSet, gids: np.ndarray) -> list[str]:
     """Document ids of ``gids``; each shard's id list is read once and dropped (not cached)."""
     out: list = [None] * len(gids)
-    ranks, idx = split_gid(gids)
-    for r in np.unique(ranks):
-        sel = np.flatnonzero(ranks == r)
-        with open_file(f"{store.shard(int(r)).dir}/ids.json", "rb") as fh:
-            ids = json.load(fh)
-        for i, j in zip(sel.tolist(), idx[sel].tolist(), strict=True):
+    for shard, sel, rows in store.groups(gids):
+        ids = shard.ids()
+        for i, j in zip(sel.tolist(), rows.tolist(), strict=True):
             out[i] = ids[j]
     return out
 
