@@ -117,6 +117,27 @@ def test_price_count_is_the_ten_digit_count(shared_data):
         assert len(_PRICE.findall(t)) == sum(t.count(f"${d}") for d in "0123456789"), t[:80]
 
 
+def test_markup_counts_are_the_str_count_counts(shared_data):
+    """The byte-level markup counts (one ``translate`` pass, exact counts only where a pattern can occur)
+    equal ``str.count`` per substring, and the window finds the same delimiters."""
+    from classifiers.preprocess import _PRICE, _PROGRAM, _SIGNALS, Features, _window, markup_counts
+
+    texts = [r["text"] for name in ("math_text", "math_text_zh", "general_text", "general_text_zh")
+             for r in _take(shared_data / "seed" / f"{name}.jsonl", 200)]
+    texts += ["===\n====", "();\n){\n{{{ ||| &&& ->=>", "a\ud800b $9 \\( é = ∑", "中=文\n;", "", "$$"]
+    for t in texts:
+        ref = [(n, sum(t.count(c) for c in subs)) for n, subs in _SIGNALS]
+        assert markup_counts(t) == ref
+        prices = len(_PRICE.findall(t))
+        ref[1] = ("dollar", ref[1][1] - prices)
+        ref += [("price", prices), ("prog", sum(t.count(p) for p in _PROGRAM))]
+        assert markup_counts(t, density=True) == ref, t[:80]
+    long = "Words about a topic. " * 200 + "Then $x$ and \\(y\\)."
+    for f in (Features(), Features(False, False, False)):  # with and without the counts' delimiter hints
+        assert prepare(long, max_chars=1000, features=f).endswith(prepare(_window(long, 1000), 10**6, 10**6,
+                                                                          signals=False))
+
+
 def test_prepare_signal_tokens_see_past_the_window():
     prose = "Words about a topic. " * 200  # 4 200 characters of prose before any formula
     tex = prose + "Then $\\frac{a}{b} = x^2$ and $\\sum_i y_i$."
