@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,6 +45,16 @@ class CVResult:
                 "per_language": page_report(self.scores, pages, self.final.threshold)["per_language"]}
 
 
+Repeat = int | Mapping[str, int]  # times each page counts: one number, or per language ({"en": 16, "*": 8})
+
+
+def repeated(pages: Sequence[Page], repeat: Repeat) -> list[Example]:
+    """The pages' training examples, each ``repeat`` times (per language with a mapping; ``"*"``: the rest)."""
+    if isinstance(repeat, int):
+        return [p.example() for p in pages] * repeat
+    return [p.example() for p in pages for _ in range(repeat.get(p.lang, repeat.get("*", 1)))]
+
+
 def fasttext_fit(params) -> Fit:
     """A :data:`Fit` training one fastText model with ``params`` (no validation set)."""
     from classifiers.model import MathClassifier, train_model
@@ -68,7 +78,7 @@ def operating_points(scores: Sequence[float], labels: Sequence[bool],
 
 
 def cross_validate(base: Sequence[Example], pages: Sequence[Page], fit: Fit, *, folds: int = 5,
-                   page_repeat: int = 8, target_recall: float = 0.995, seed: int = 0,
+                   page_repeat: Repeat = 8, target_recall: float = 0.995, seed: int = 0,
                    workdir: str | None = None, workers: int = 1) -> CVResult:
     """Grouped ``folds``-fold cross-validation by site over ``pages`` (the dev sites): each fold trains on
     ``base`` + the other folds' pages (``page_repeat`` times) and scores its own; thresholds from the pooled
@@ -80,7 +90,7 @@ def cross_validate(base: Sequence[Example], pages: Sequence[Page], fit: Fit, *, 
     def run(f: int) -> None:
         held = [i for i, p in enumerate(pages) if by_site[p.site] == f]
         if held:
-            train = [*base, *[p.example() for p in pages if by_site[p.site] != f] * page_repeat]
+            train = [*base, *repeated([p for p in pages if by_site[p.site] != f], page_repeat)]
             score = fit(str(tmp / f"fold{f}"), train)
             scores[held] = score([pages[i].text for i in held])
 

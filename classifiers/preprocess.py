@@ -169,8 +169,9 @@ def prepare(text: str, max_chars: int = MAX_CHARS, max_tokens: int = MAX_TOKENS,
         text, code = split_code(text[: SIGNAL_CHARS * 2])
     head, delims = "", ("$", "\\(", "\\[")
     if signals and features.signals:
-        counts = markup_counts(text[:SIGNAL_CHARS], features.density)
-        head = " ".join(signal_tokens(text[:SIGNAL_CHARS], code, features.density, counts) * SIGNAL_REPEAT) + " "
+        seen = text[:SIGNAL_CHARS] if len(text) > SIGNAL_CHARS else text
+        counts = markup_counts(seen, features.density)
+        head = " ".join(signal_tokens(seen, code, features.density, counts) * SIGNAL_REPEAT) + " "
         # the counts see the characters the window searches: skip delimiters that cannot be there
         n = dict(counts)
         delims = (("$",) if n["dollar"] + n.get("price", 0) else ()) + (delims[1:] if n["tex"] else ())

@@ -661,6 +661,22 @@ def test_recall_round_expands_a_math_site_of_real_pages(web_model, shared_data, 
     assert "aitozi.com" not in exp["math_domains"] and "blog.phantom0174.online" in exp["math_domains"]
 
 
+def test_recall_cli_passes_the_domain_rule(monkeypatch, tmp_path):
+    """``mathcorpus recall --min-domain-recalled --domain-z`` reach the rounds' config (defaults: 2 and 1)."""
+    import classifiers.recall
+    from pipelines.cli import main
+
+    seen = []
+    monkeypatch.setattr(classifiers.recall, "run_rounds", lambda *a, **k: seen.append(a[4]) or {"rounds": []})
+    base = ["recall", "--pool", "p.jsonl", "-p", "m.jsonl", "-n", "g.jsonl"]
+    for extra in (["-o", str(tmp_path / "a"), "--min-domain-recalled", "3", "--domain-z", "0"],
+                  ["-o", str(tmp_path / "b")]):
+        with pytest.raises(SystemExit) as done:
+            main([*base, *extra])
+        assert done.value.code == 0
+    assert [(c.min_domain_recalled, c.domain_z) for c in seen] == [(3, 0.0), (2, 1.0)]
+
+
 def test_classify_stage_trains_with_pages(seed, shared_data, tmp_path):
     """The classify stage's train block takes page lists (paths relative to the manifest) like the CLI."""
     from types import SimpleNamespace

@@ -38,6 +38,9 @@ def recall(
     domain_threshold: float = typer.Option(0.10, callback=in_range(gt=0, lt=1),
                                           help="A domain with a larger recalled share is a math domain."),
     min_domain_docs: int = typer.Option(1, min=1, help="Ignore domains with fewer pool documents."),
+    min_domain_recalled: int = typer.Option(2, min=1, help="Recalled documents a math domain needs."),
+    domain_z: float = typer.Option(1.0, min=0, help="z of the Wilson lower bound of the recalled share that is "
+                                   "compared with --domain-threshold (0: the plain share)."),
     prefix_depth: int = typer.Option(1, min=0, help="URL path segments in a math path prefix (0: whole domain)."),
     min_prefix_recalled: int = typer.Option(1, min=1, help="Recalled pages a prefix needs to count as a math path."),
     candidate_min_score: float = typer.Option(0.0, min=0, max=1, help="Candidates must score at least this."),
@@ -63,6 +66,7 @@ def recall(
     params = train_params(threads, dim=dim, lr=lr, word_ngrams=word_ngrams, min_count=min_count, epoch=epoch,
                           bucket=bucket, seed=seed, target_recall=target_recall)
     cfg = RecallConfig(rounds=rounds, domain_threshold=domain_threshold, min_domain_docs=min_domain_docs,
+                       min_domain_recalled=min_domain_recalled, domain_z=domain_z,
                        prefix_depth=prefix_depth, min_prefix_recalled=min_prefix_recalled,
                        candidate_min_score=candidate_min_score, max_candidates=max_candidates,
                        negative_ratio=negative_ratio, negative_max_score=negative_max_score, threshold=threshold,
