@@ -236,6 +236,27 @@ def test_label_round_in_node_groups_equals_one_round():
     assert changed_parts == changed and parts.tobytes() == whole.tobytes()
 
 
+def test_gather_from_a_mapped_file_reads_blocks_of_rows_and_releases_each(tmp_path):
+    from corpus.dedup.store import MappedArray, gather, save_array
+
+    rng = np.random.default_rng(1)
+    rows = [rng.integers(0, 2**32, int(n), dtype=np.uint32) for n in rng.integers(0, 40, 500)]
+    offsets = np.r_[0, np.cumsum([len(r) for r in rows])].astype(np.int64)
+    save_array(np.concatenate(rows), str(tmp_path / "v.npy"))
+    idx = rng.integers(0, len(rows), 300)  # unsorted, with repeats
+    mapped, calls = MappedArray(str(tmp_path / "v.npy")), []
+
+    def release():
+        calls.append(1)
+        mapped.release()
+
+    values, off = gather(mapped.array, offsets, idx, block=10**6, release=release, block_rows=16)
+    mapped.close()
+    assert values.tobytes() == np.concatenate([rows[i] for i in idx]).tobytes()
+    assert off.tolist() == np.r_[0, np.cumsum([len(rows[i]) for i in idx])].tolist()
+    assert len(calls) == -(-len(idx) // 16)  # one release per block of at most 16 rows
+
+
 def test_pair_runs_and_parts_stay_under_their_bounds():
     from corpus.dedup.parts import budget_parts, next_range
 

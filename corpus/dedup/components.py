@@ -44,7 +44,7 @@ def propagation_round(src: np.ndarray, dst: np.ndarray, lookup: Lookup) -> tuple
 
 
 def propagation_round_parts(src: np.ndarray, dst: np.ndarray, lookup: Lookup,
-                            max_edges: int = 1 << 19) -> tuple[np.ndarray, int]:
+                            max_edges: int = 1 << 18) -> tuple[np.ndarray, int]:
     """:func:`propagation_round` over node groups of about ``max_edges`` edges each (nodes by ``gid mod
     parts``; a node's edges stay together), so a round holds the candidates of one group (~300 bytes per edge)
     instead of all; the same labels and count as one call."""

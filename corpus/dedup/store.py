@@ -9,14 +9,16 @@ memory-mapped, so look-ups into other shards do not load them.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
+import mmap
 import os
 import shutil
 import tempfile
 from array import array
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -148,9 +150,12 @@ def spill_dir(root: str) -> str | None:
 
 
 def gather(values: np.ndarray, offsets: np.ndarray, idx: np.ndarray, block: int = 1 << 20,
-           out: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+           out: np.ndarray | None = None, release: Callable[[], None] | None = None,
+           block_rows: int = 256) -> tuple[np.ndarray, np.ndarray]:
     """Rows ``idx`` of a ragged array, packed: ``(values, offsets)`` with ``len(idx) + 1`` offsets, written into
-    ``out`` when given (its first values). Reads only those rows' values (``block`` at a time, vectorized)."""
+    ``out`` when given (its first values). Reads only those rows' values, vectorized, a block at a time (about
+    ``block`` values, at most ``block_rows`` rows: each row may touch pages of its own), calling ``release``
+    after each block (see :class:`MappedArray`)."""
     idx = np.asarray(idx, dtype=np.int64)
     starts = np.asarray(offsets[idx], dtype=np.int64)
     lengths = np.asarray(offsets[idx + 1], dtype=np.int64) - starts
@@ -158,14 +163,48 @@ def gather(values: np.ndarray, offsets: np.ndarray, idx: np.ndarray, block: int 
     np.cumsum(lengths, out=out_off[1:])
     out = np.empty(int(out_off[-1]), dtype=values.dtype) if out is None else out
     i = 0
-    while i < len(idx):  # rows i..j-1: about `block` values (at least one row)
-        j = max(i + 1, int(np.searchsorted(out_off, out_off[i] + block, side="right")) - 1)
+    while i < len(idx):  # rows i..j-1: about `block` values, at most `block_rows` rows (at least one row)
+        j = int(np.searchsorted(out_off, out_off[i] + block, side="right")) - 1
+        j = max(i + 1, min(j, i + block_rows))
         lo, hi = out_off[i], out_off[j]
         pos = np.repeat(starts[i:j] - out_off[i:j], lengths[i:j])
         pos += np.arange(lo, hi, dtype=np.int64)
         out[lo:hi] = values[pos]
+        if release is not None:
+            release()
         i = j
     return out, out_off
+
+
+class MappedArray:
+    """A local ``.npy`` file mapped read-only (``.array``; :meth:`close` when done). :meth:`release` drops
+    the pages read so far from this process (the OS page cache keeps them), so a scattered read over a large
+    file holds one block's pages, not every page it touched."""
+
+    def __init__(self, path: str):
+        with open(path, "rb") as fh:
+            major, _ = np.lib.format.read_magic(fh)
+            read_header = np.lib.format.read_array_header_1_0 if major == 1 else np.lib.format.read_array_header_2_0
+            shape, fortran, dtype = read_header(fh)
+            if fortran or len(shape) != 1:
+                raise ValueError(f"{path}: expected a 1-d array")
+            offset, self.count, self.dtype = fh.tell(), shape[0], dtype
+            self._mm = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) if self.count else None
+        if self._mm is not None:
+            self._mm.madvise(mmap.MADV_RANDOM)  # no read-ahead or fault-around: only the pages of the rows read
+        self.array = np.frombuffer(self._mm, dtype, self.count, offset) if self._mm else np.empty(0, dtype)
+
+    def release(self) -> None:
+        if self._mm is not None:
+            self._mm.madvise(mmap.MADV_DONTNEED)
+
+    def close(self) -> None:
+        """Unmap now, or when the last view of ``.array`` goes (one still held, e.g. by a traceback)."""
+        self.array = None
+        if self._mm is not None:
+            self.release()
+            with contextlib.suppress(BufferError):  # a view still held: unmapped when it goes
+                self._mm.close()
 
 
 class Shard:
@@ -182,10 +221,15 @@ class Shard:
         return self._whole[file]
 
     def gather(self, name: str, idx: np.ndarray, out: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """Rows ``idx`` of a ragged array (:func:`gather`). Local files are mapped for the call only, so only
-        the pages of these rows are touched and none stays resident after it; a remote array is read once."""
-        values = self._remote(name) if is_remote(self.dir) else load_array(f"{self.dir}/{name}.npy")
-        return gather(values, self.offsets(name), idx, out=out)
+        """Rows ``idx`` of a ragged array (:func:`gather`). Local files are mapped for the call only and the
+        pages read are released after each block (:class:`MappedArray`); a remote array is read once."""
+        if is_remote(self.dir):
+            return gather(self._remote(name), self.offsets(name), idx, out=out)
+        mapped = MappedArray(f"{self.dir}/{name}.npy")
+        try:
+            return gather(mapped.array, self.offsets(name), idx, out=out, release=mapped.release)
+        finally:
+            mapped.close()
 
     def lengths(self, name: str, idx: np.ndarray) -> np.ndarray:
         """Row lengths of a ragged array (values per row) for rows ``idx``."""
