@@ -176,6 +176,9 @@ def gather(values: np.ndarray, offsets: np.ndarray, idx: np.ndarray, block: int 
     return out, out_off
 
 
+_MADVISE = hasattr(mmap.mmap, "madvise") and hasattr(mmap, "MADV_DONTNEED")  # not on Windows
+
+
 class MappedArray:
     """A local ``.npy`` file mapped read-only (``.array``; :meth:`close` when done). :meth:`release` drops
     the pages read so far from this process (the OS page cache keeps them), so a scattered read over a large
@@ -190,12 +193,12 @@ class MappedArray:
                 raise ValueError(f"{path}: expected a 1-d array")
             offset, self.count, self.dtype = fh.tell(), shape[0], dtype
             self._mm = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) if self.count else None
-        if self._mm is not None:
-            self._mm.madvise(mmap.MADV_RANDOM)  # no read-ahead or fault-around: only the pages of the rows read
-        self.array = np.frombuffer(self._mm, dtype, self.count, offset) if self._mm else np.empty(0, dtype)
+        if self._mm is not None and _MADVISE:
+            self._mm.madvise(mmap.MADV_RANDOM)  # no read-ahead around each row
+        self.array = np.frombuffer(self._mm, dtype, self.count, offset) if self._mm is not None else np.empty(0, dtype)
 
     def release(self) -> None:
-        if self._mm is not None:
+        if self._mm is not None and _MADVISE:
             self._mm.madvise(mmap.MADV_DONTNEED)
 
     def close(self) -> None:
