@@ -257,6 +257,38 @@ def test_gather_from_a_mapped_file_reads_blocks_of_rows_and_releases_each(tmp_pa
     assert len(calls) == -(-len(idx) // 16)  # one release per block of at most 16 rows
 
 
+def test_survivor_summaries_from_origin_codes_match_a_plain_count():
+    from corpus.dedup.clusters import MAX_DOMAINS, summarize
+
+    rng = np.random.default_rng(2)
+    survivors = rng.integers(0, 50, 2000).astype(np.uint64) << np.uint64(32)
+    source_names, domain_names = ["books", "code", "web"], sorted(f"d{i:03d}.org" for i in range(80))
+    sources, domains = rng.integers(-1, 3, 2000), rng.integers(-1, 80, 2000)
+    got = summarize(survivors, sources, source_names, domains, domain_names)
+    for g in np.unique(survivors).tolist():
+        sel = survivors == g
+        srcs = sorted({source_names[c] for c in sources[sel] if c >= 0})
+        doms = sorted({domain_names[c] for c in domains[sel] if c >= 0})[:MAX_DOMAINS]
+        assert got[g] == [int(sel.sum()), srcs, doms]
+
+
+def test_origin_codes_read_back_sorted_with_none_for_missing(tmp_path):
+    from corpus.dedup.store import Shard
+    from pipelines.steps.dedup import _ShardBuilder
+
+    b = _ShardBuilder(str(tmp_path), 0, 1)
+    origins = [("web", "b.org"), (None, "a.org"), ("books", None), ("web", ""), ("web", "b.org")]
+    for batch in (origins[:2], origins[2:]):
+        empty = [np.empty(0, np.uint32)] * len(batch)
+        b.add([(0, 0, 0, 0)] * len(batch), empty, empty, np.empty((0, 1), np.uint64), ["x"] * len(batch), batch)
+    b.save()
+    b.close()
+    src, src_names, dom, dom_names = Shard(str(tmp_path), 0).origin_codes()
+    assert (src_names, dom_names) == (["books", "web"], ["a.org", "b.org"])
+    assert [src_names[c] if c >= 0 else None for c in src] == [o[0] for o in origins]
+    assert [dom_names[c] if c >= 0 else None for c in dom] == [o[1] or None for o in origins]
+
+
 def test_pair_runs_and_parts_stay_under_their_bounds():
     from corpus.dedup.parts import budget_parts, next_range
 

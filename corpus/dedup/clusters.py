@@ -18,18 +18,24 @@ MAX_DOMAINS = 32  # domains listed per survivor (the count is exact; the list is
 Summary = dict[int, list[Any]]  # survivor gid -> [members, sorted sources, sorted domains]
 
 
-def summarize(survivors: np.ndarray, origins: Sequence[Sequence[str | None]]) -> Summary:
-    """Per survivor: members among these nodes, their sources and domains. ``origins[i]`` is
-    ``(source, domain)`` of the node whose survivor is ``survivors[i]``."""
-    out: dict[int, tuple[int, set[str], set[str]]] = {}
-    for gid, (source, domain) in zip(survivors.tolist(), origins, strict=True):
-        n, sources, domains = out.get(gid) or (0, set(), set())
-        if source:
-            sources.add(source)
-        if domain:
-            domains.add(domain)
-        out[gid] = (n + 1, sources, domains)
-    return {g: [n, sorted(s), sorted(d)[:MAX_DOMAINS]] for g, (n, s, d) in out.items()}
+def summarize(survivors: np.ndarray, sources: np.ndarray, source_names: Sequence[str],
+              domains: np.ndarray, domain_names: Sequence[str]) -> Summary:
+    """Per survivor: members among these nodes, their sources and domains (sorted). Node ``i`` has survivor
+    ``survivors[i]`` and origin codes ``sources[i]`` / ``domains[i]``: positions in the sorted name lists, -1
+    for none (:meth:`corpus.dedup.store.Shard.origin_codes`)."""
+    gids, node_of, counts = np.unique(survivors, return_inverse=True, return_counts=True)
+
+    def names_per_survivor(codes: np.ndarray, names: Sequence[str], cap: int | None) -> list[list[str]]:
+        ok = codes >= 0
+        base = len(names) + 1
+        pairs = np.unique(node_of[ok].astype(np.int64) * base + codes[ok])  # distinct (survivor, name), sorted
+        owner, code = np.divmod(pairs, base)
+        bounds = np.searchsorted(owner, np.arange(len(gids) + 1)).tolist()
+        code = code.tolist()
+        return [[names[c] for c in code[bounds[i] : bounds[i + 1]][:cap]] for i in range(len(gids))]
+
+    src, dom = names_per_survivor(sources, source_names, None), names_per_survivor(domains, domain_names, MAX_DOMAINS)
+    return {g: [n, s, d] for g, n, s, d in zip(gids.tolist(), counts.tolist(), src, dom, strict=True)}
 
 
 def merge(parts: Iterable[Summary]) -> Summary:

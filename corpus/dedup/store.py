@@ -245,10 +245,28 @@ class Shard:
         file = f"{name}_off"
         return self._remote(file) if is_remote(self.dir) else load_array(f"{self.dir}/{file}.npy")
 
-    def origins(self) -> list[list[str | None]]:
-        """``(source, domain)`` per document (work shards only; not kept in saved indexes)."""
-        with open_file(f"{self.dir}/origins.json", "rb") as fh:
-            return json.load(fh)
+    def origin_codes(self) -> tuple[np.ndarray, list[str], np.ndarray, list[str]]:
+        """``(source codes, source names, domain codes, domain names)`` per document: codes into the sorted
+        names, -1 for none (work shards only; not kept in saved indexes). Held as codes: ~16 bytes a document."""
+        import pyarrow.compute as pc
+        import pyarrow.parquet as pq
+
+        with open_file(f"{self.dir}/origins.parquet", "rb") as fh:
+            table = pq.read_table(fh, read_dictionary=["source", "domain"]).unify_dictionaries().combine_chunks()
+        out: list = []
+        for name in ("source", "domain"):
+            col = table.column(name)
+            if not col.num_chunks:
+                out += [np.empty(0, np.int64), []]
+                continue
+            values = col.chunk(0)
+            names = values.dictionary.to_pylist()
+            kept = sorted((v, i) for i, v in enumerate(names) if v)  # empty names count as none
+            rank = np.full(len(names) + 1, -1, dtype=np.int64)  # the last slot: null
+            rank[[i for _, i in kept]] = np.arange(len(kept))
+            codes = pc.fill_null(values.indices, len(names)).to_numpy(zero_copy_only=False)
+            out += [rank[codes], [v for v, _ in kept]]
+        return tuple(out)  # type: ignore[return-value]
 
     def ids(self) -> list[str]:
         """Document ids, read per call (not kept: a task reads them once, at the end)."""

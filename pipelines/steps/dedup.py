@@ -14,6 +14,7 @@ import os
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 import xxhash
 from datatrove.data import Document, DocumentsPipeline
 from datatrove.pipeline.base import PipelineStep
@@ -67,8 +68,9 @@ def index_shards(index_root: str | None) -> list[int]:
 
 class _ShardBuilder:
     """One shard's signature files, built a batch at a time: shingles, tokens and each band's keys go to local
-    spill files and ids / origins to JSON fragments, so a task holds one batch plus ~60 bytes per document
-    (meta rows, offsets, the first copy of each distinct text), not the shard's shingles and tokens."""
+    spill files, ids to JSON fragments and origins to dictionary-encoded Arrow chunks, so a task holds one batch
+    plus ~60 bytes per document (meta rows, offsets, the first copy of each distinct text), not the shard's
+    shingles and tokens."""
 
     def __init__(self, work_root: str, rank: int, bands: int):
         self.work_root, self.rank, self.bands = work_root, rank, bands
@@ -78,7 +80,7 @@ class _ShardBuilder:
         self.meta = np.empty(1024, dtype=META_DTYPE)
         self.nonempty: list[np.ndarray] = []
         self.ids: list[str] = []
-        self.origins: list[str] = []
+        self.origins: dict[str, list[pa.Array]] = {"source": [], "domain": []}
 
     def __len__(self) -> int:
         return len(self.shingles)
@@ -98,7 +100,9 @@ class _ShardBuilder:
             spill.append(keys[:, band])
         if ids:
             self.ids.append(json.dumps(ids, ensure_ascii=False)[1:-1])
-            self.origins.append(json.dumps(origins, ensure_ascii=False)[1:-1])
+            for k, chunks in enumerate(self.origins.values()):
+                values = [None if o[k] is None else str(o[k]) for o in origins]
+                chunks.append(pa.array(values, pa.string()).dictionary_encode())
 
     def exact(self, i: int) -> tuple[int, int]:
         return int(self.meta["exact0"][i]), int(self.meta["exact1"][i])
@@ -107,9 +111,11 @@ class _ShardBuilder:
         d = shard_dir(self.work_root, self.rank)
         self.shingles.save(f"{d}/shingles")
         self.tokens.save(f"{d}/tokens")
-        for name, parts in (("ids", self.ids), ("origins", self.origins)):
-            with atomic_open(f"{d}/{name}.json", "wb") as fh:
-                fh.write(("[" + ", ".join(parts) + "]").encode("utf-8"))
+        with atomic_open(f"{d}/ids.json", "wb") as fh:
+            fh.write(("[" + ", ".join(self.ids) + "]").encode("utf-8"))
+        kind = pa.dictionary(pa.int32(), pa.string())
+        with atomic_open(f"{d}/origins.parquet", "wb") as fh:
+            pq.write_table(pa.table({k: pa.chunked_array(v, type=kind) for k, v in self.origins.items()}), fh)
         nonempty = np.concatenate(self.nonempty) if self.nonempty else np.empty(0, np.int64)
         for band, spill in enumerate(self.band_spill):
             keys = spill.read(0, spill.size)
@@ -477,15 +483,16 @@ class DedupClusterRound(PipelineStep):
 
 
     def _write_members(self, labels: np.ndarray, store: ShardSet, rank: int) -> None:
-        origins = store.shard(rank).origins()
+        sources, source_names, domains, domain_names = store.shard(rank).origin_codes()
         _, local = split_gid(labels["node"])
         survivors = labels["gid"]
         target = split_gid(survivors)[0]
         for t in range(self.shards):
             sel = np.flatnonzero(target == t)
-            part = summarize(survivors[sel], [origins[i] for i in local[sel]]) if len(sel) else {}
-            write_json({str(g): v for g, v in part.items()},
-                       f"{self.work_root}/labels/{self.round:02d}/members/{t:05d}/{rank:05d}.json")
+            rows = local[sel]
+            part = summarize(survivors[sel], sources[rows], source_names, domains[rows], domain_names)
+            with atomic_open(f"{self.work_root}/labels/{self.round:02d}/members/{t:05d}/{rank:05d}.json", "wb") as fh:
+                fh.write(json.dumps({str(g): v for g, v in part.items()}, ensure_ascii=False).encode("utf-8"))
 
 
 def read_members(work_root: str, round_: int, rank: int) -> dict:
