@@ -238,6 +238,7 @@ def main() -> None:
         "v3, pages x8, no Chinese seed, wordNgrams 2": (seed_en, R(WEB, word_ngrams=2), 8),
         "v3, pages x4, no Chinese seed, 1 500 chars / 288 tokens": (seed_en, R(WEB, **C15), 4),
         "v3, pages x8, no Chinese seed, 1 500 chars / 288 tokens": (seed_en, R(WEB, **C15), 8),
+        "v3, pages x16, no Chinese seed, 1 500 chars / 288 tokens": (seed_en, R(WEB, **C15), 16),
         "v3, pages x8, no Chinese seed, 2 000 chars / 384 tokens": (seed_en, R(WEB, max_chars=2000, max_tokens=384), 8),
         "v3, DeepSeekMath fastText defaults (dim 256, lr 0.1, 3 epochs)": (seed_all, TrainParams(threads=1), 8),
     }
@@ -260,7 +261,6 @@ def main() -> None:
         f"{CH}, minCount 1": (seed_en, R(WEB, **C15, min_count=1), 8),
         f"{CH}, dim 32": (seed_en, R(WEB, **C15, dim=32), 8),  # faster, but so is the peer with the same model
         f"{CH}, wordNgrams 2": (seed_en, R(WEB, **C15, word_ngrams=2), 8),
-        f"{CH}, pages x16": (seed_en, R(WEB, **C15), 16),
         f"{CH}, char n-grams 3-5": (seed_en, R(WEB, **C15, minn=3, maxn=5), 8),
     }
     if args.more:
