@@ -14,7 +14,6 @@ Phases (all files under ``{stage_dir}/work``; each task's memory is bounded by i
 
 from __future__ import annotations
 
-import gc
 import json
 from collections.abc import Iterator
 from dataclasses import fields
@@ -174,7 +173,7 @@ def run_standalone(settings: DedupSettings, input_dir: str, out: str, *, executo
                    workers: int = -1, ray_address: str | None = None) -> dict:
     """Run the stage outside a manifest: shards of ``input_dir`` -> ``out/kept``, ``out/removed`` and
     ``out/dedup_report.json`` (work files and logs under ``out/work``). Returns the finalize summary."""
-    from pipelines.executors import make_executor
+    from pipelines.executors import make_executor, release_memory
     from pipelines.runner import RunError
 
     tasks = settings.tasks or 1
@@ -188,7 +187,7 @@ def run_standalone(settings: DedupSettings, input_dir: str, out: str, *, executo
                            logging_dir=logging_dir, ray_address=ray_address)
         ex.run()
         if light:
-            gc.collect()  # what a label round left in reference cycles, before the next one
+            release_memory()  # what a label round left, before the next one (and the filter's workers)
         missing = ex.get_incomplete_ranks(range(phase.tasks))
         if missing:
             raise RunError(f"dedup phase {phase.name!r}: {len(missing)} task(s) failed (ranks {missing[:10]}); "
