@@ -1,10 +1,12 @@
 """On-disk layout of dedup work files and saved indexes (numpy arrays, written atomically).
 
 ``{root}/shards/{r:05d}/`` holds one shard's ``meta.npy`` (priority key, id hash, exact key), ragged
-``shingles``/``tokens`` arrays with offsets, and ``ids.npy``; ``{root}/bands/{b:03d}/{r:05d}.npy`` holds
-the shard's ``(key, idx)`` rows of band ``b`` sorted by key (the last band is the exact key). A saved index
+``shingles``/``tokens`` arrays with offsets, ``ids.json`` and ``origins.parquet`` (source and domain);
+``{root}/bands/{b:03d}/{r:05d}.npy`` holds the shard's ``(key, idx)`` rows of band ``b`` sorted by key (the
+last band is the exact key). A saved index
 has the same layout plus ``alive/{r:05d}.npy`` (documents kept) and ``index.json``. Local files are
-memory-mapped, so look-ups into other shards do not load them.
+memory-mapped, so look-ups into other shards do not load them; scattered row reads (:meth:`Shard.gather`) give
+their pages back after each block of rows, so a task's resident memory does not grow with the pages it touched.
 """
 
 from __future__ import annotations
