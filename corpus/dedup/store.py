@@ -1,12 +1,12 @@
 """On-disk layout of dedup work files and saved indexes (numpy arrays, written atomically).
 
 ``{root}/shards/{r:05d}/`` holds one shard's ``meta.npy`` (priority key, id hash, exact key), ragged
-``shingles``/``tokens`` arrays with offsets, ``ids.json`` and ``origins.parquet`` (source and domain);
-``{root}/bands/{b:03d}/{r:05d}.npy`` holds the shard's ``(key, idx)`` rows of band ``b`` sorted by key (the
-last band is the exact key). A saved index
-has the same layout plus ``alive/{r:05d}.npy`` (documents kept) and ``index.json``. Local files are
-memory-mapped, so look-ups into other shards do not load them; scattered row reads (:meth:`Shard.gather`) give
-their pages back after each block of rows, so a task's resident memory does not grow with the pages it touched.
+``shingles``/``tokens`` arrays with offsets, ``ids.json``, and ``origins.npy`` with ``origin_names.json``
+(source and domain codes, their names); ``{root}/bands/{b:03d}/{r:05d}.npy`` holds the shard's ``(key, idx)``
+rows of band ``b`` sorted by key (the last band is the exact key). A saved index has the same layout plus
+``alive/{r:05d}.npy`` (documents kept) and ``index.json``. Local files are memory-mapped, so look-ups into
+other shards do not load them; scattered row reads (:meth:`Shard.gather`) give their pages back after each
+block of rows, so a task's resident memory does not grow with the pages it touched.
 """
 
 from __future__ import annotations
@@ -249,25 +249,16 @@ class Shard:
 
     def origin_codes(self) -> tuple[np.ndarray, list[str], np.ndarray, list[str]]:
         """``(source codes, source names, domain codes, domain names)`` per document: codes into the sorted
-        names, -1 for none (work shards only; not kept in saved indexes). Held as codes: ~16 bytes a document."""
-        import pyarrow.compute as pc
-        import pyarrow.parquet as pq
-
-        with open_file(f"{self.dir}/origins.parquet", "rb") as fh:
-            table = pq.read_table(fh, read_dictionary=["source", "domain"]).unify_dictionaries().combine_chunks()
+        names, -1 for none (work shards only; not kept in saved indexes): 8 bytes a document."""
+        codes = load_array(f"{self.dir}/origins.npy", mmap=False)
+        with open_file(f"{self.dir}/origin_names.json", "rb") as fh:
+            names = json.load(fh)
         out: list = []
-        for name in ("source", "domain"):
-            col = table.column(name)
-            if not col.num_chunks:
-                out += [np.empty(0, np.int64), []]
-                continue
-            values = col.chunk(0)
-            names = values.dictionary.to_pylist()
-            kept = sorted((v, i) for i, v in enumerate(names) if v)  # empty names count as none
-            rank = np.full(len(names) + 1, -1, dtype=np.int64)  # the last slot: null
-            rank[[i for _, i in kept]] = np.arange(len(kept))
-            codes = pc.fill_null(values.indices, len(names)).to_numpy(zero_copy_only=False)
-            out += [rank[codes], [v for v, _ in kept]]
+        for k, key in enumerate(("source", "domain")):
+            order = sorted(range(len(names[key])), key=names[key].__getitem__)
+            rank = np.full(len(order) + 1, -1, dtype=np.int64)  # the last slot: code -1, none
+            rank[order] = np.arange(len(order))
+            out += [rank[codes[:, k]], [names[key][i] for i in order]]
         return tuple(out)  # type: ignore[return-value]
 
     def ids(self) -> list[str]:

@@ -14,7 +14,6 @@ import os
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 import xxhash
 from datatrove.data import Document, DocumentsPipeline
 from datatrove.pipeline.base import PipelineStep
@@ -66,11 +65,16 @@ def index_shards(index_root: str | None) -> list[int]:
         return list(range(json.load(fh)["shards"]))
 
 
+def _code(names: dict[str, int], value) -> int:
+    """``value``'s code in ``names`` (added when new); -1 for none or empty."""
+    return names.setdefault(str(value), len(names)) if value else -1
+
+
 class _ShardBuilder:
     """One shard's signature files, built a batch at a time: shingles, tokens and each band's keys go to local
-    spill files, ids to JSON fragments and origins to dictionary-encoded Arrow chunks, so a task holds one batch
-    plus ~60 bytes per document (meta rows, offsets, the first copy of each distinct text), not the shard's
-    shingles and tokens."""
+    spill files, ids to JSON fragments and origins to codes into their distinct names, so a task holds one batch
+    plus ~60 bytes per document (meta rows, offsets, origin codes, the first copy of each distinct text), not
+    the shard's shingles and tokens."""
 
     def __init__(self, work_root: str, rank: int, bands: int):
         self.work_root, self.rank, self.bands = work_root, rank, bands
@@ -80,7 +84,8 @@ class _ShardBuilder:
         self.meta = np.empty(1024, dtype=META_DTYPE)
         self.nonempty: list[np.ndarray] = []
         self.ids: list[str] = []
-        self.origins: dict[str, list[pa.Array]] = {"source": [], "domain": []}
+        self.origin_names: dict[str, dict[str, int]] = {"source": {}, "domain": {}}  # name -> code
+        self.origins: list[np.ndarray] = []  # per batch: (source, domain) codes, -1 for none
 
     def __len__(self) -> int:
         return len(self.shingles)
@@ -100,9 +105,9 @@ class _ShardBuilder:
             spill.append(keys[:, band])
         if ids:
             self.ids.append(json.dumps(ids, ensure_ascii=False)[1:-1])
-            for k, chunks in enumerate(self.origins.values()):
-                values = [None if o[k] is None else str(o[k]) for o in origins]
-                chunks.append(pa.array(values, pa.string()).dictionary_encode())
+            src, dom = self.origin_names.values()
+            codes = [(_code(src, s), _code(dom, d)) for s, d in origins]
+            self.origins.append(np.array(codes, dtype=np.int32).reshape(-1, 2))
 
     def exact(self, i: int) -> tuple[int, int]:
         return int(self.meta["exact0"][i]), int(self.meta["exact1"][i])
@@ -113,9 +118,8 @@ class _ShardBuilder:
         self.tokens.save(f"{d}/tokens")
         with atomic_open(f"{d}/ids.json", "wb") as fh:
             fh.write(("[" + ", ".join(self.ids) + "]").encode("utf-8"))
-        kind = pa.dictionary(pa.int32(), pa.string())
-        with atomic_open(f"{d}/origins.parquet", "wb") as fh:
-            pq.write_table(pa.table({k: pa.chunked_array(v, type=kind) for k, v in self.origins.items()}), fh)
+        save_array(np.concatenate(self.origins) if self.origins else np.empty((0, 2), np.int32), f"{d}/origins.npy")
+        write_json({k: list(v) for k, v in self.origin_names.items()}, f"{d}/origin_names.json")
         nonempty = np.concatenate(self.nonempty) if self.nonempty else np.empty(0, np.int64)
         for band, spill in enumerate(self.band_spill):
             keys = spill.read(0, spill.size)
