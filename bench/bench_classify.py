@@ -12,15 +12,17 @@ are pooled and give the thresholds: the final point (best pooled F1, middle of t
 high-recall point (highest threshold keeping >= 99.5 % of the dev math pages, at most the final threshold). The
 row's model then trains on the seed + every dev page and is scored on the test sites with those thresholds. The
 row with the best CV F1 (ties: the better of the weaker language, then fewer general pages at the high-recall
-point) is chosen among the rows whose scoring keeps the speed goal (<= 0.8x datatrove's CPU time, measured per
-row, median of 3); the test-site numbers of every row are printed beside their CV numbers, never used to choose.
+point, then the faster) is chosen among the rows whose scoring keeps the speed goal (<= 0.8x datatrove's CPU time,
+measured per row: :func:`quick_ratio`, 7 paired repeats); the test-site numbers of every row are printed beside
+their CV numbers, never used to choose.
 The misclassified lists (out-of-fold on dev, and test), the code model, the quality filters on every real math
 page (by split) and the speed rows follow.
 
 Speed: the same documents (all pages + the held-out seed texts, at most 600) scored by datatrove's
 ``FastTextClassifierFilter`` (raw text, one ``predict`` per document) and by our batched scorer (preprocessing
 included), with the chosen row's input caps and with full-text input (no caps; its own model, trained without
-caps, its own CV); CPU seconds of the process, median of the repeats, each side's test-site F1 beside it
+caps, its own CV); CPU seconds of the process, 11 paired repeats (:func:`paired_times`; median seconds, ratio =
+median of the per-repeat ratios), each side's test-site F1 beside it
 (datatrove's: the chosen model on raw text, threshold from the fold models' raw-text out-of-fold scores).
 
     python bench/bench_classify.py [--quick] [--more] [--rows SUBSTR ...] [--folds 5] [--json out.json]
