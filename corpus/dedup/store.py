@@ -249,14 +249,14 @@ class Shard:
 
     def origin_codes(self) -> tuple[np.ndarray, list[str], np.ndarray, list[str]]:
         """``(source codes, source names, domain codes, domain names)`` per document: codes into the sorted
-        names, -1 for none (work shards only; not kept in saved indexes): 8 bytes a document."""
+        names, -1 for none (work shards only; not kept in saved indexes): int32, 8 bytes a document."""
         codes = load_array(f"{self.dir}/origins.npy", mmap=False)
         with open_file(f"{self.dir}/origin_names.json", "rb") as fh:
             names = json.load(fh)
         out: list = []
         for k, key in enumerate(("source", "domain")):
             order = sorted(range(len(names[key])), key=names[key].__getitem__)
-            rank = np.full(len(order) + 1, -1, dtype=np.int64)  # the last slot: code -1, none
+            rank = np.full(len(order) + 1, -1, dtype=np.int32)  # the last slot: code -1, none
             rank[order] = np.arange(len(order))
             out += [rank[codes[:, k]], [names[key][i] for i in order]]
         return tuple(out)  # type: ignore[return-value]
