@@ -18,6 +18,11 @@ their CV numbers, never used to choose.
 The misclassified lists (out-of-fold on dev, and test), the code model, the quality filters on every real math
 page (by split) and the speed rows follow.
 
+First pass (always run; ``--only-first-pass``: alone, under a minute): the crawl scan's high-recall first pass
+(:mod:`classifiers.firstpass`: HTML -> fast view -> fastText + markup rule) trained on the train sites of this same
+split, its threshold the highest keeping >= 99.5 % of the validation (and training) math pages, reported on the
+test sites: math pages kept and general pages let through.
+
 Speed: the same documents (all pages + the held-out seed texts, at most 600) scored by datatrove's
 ``FastTextClassifierFilter`` (raw text, one ``predict`` per document) and by our batched scorer (preprocessing
 included), with the chosen row's input caps and with full-text input (no caps; its own model, trained without
@@ -25,7 +30,8 @@ caps, its own CV); CPU seconds of the process, 11 paired repeats (:func:`paired_
 median of the per-repeat ratios), each side's test-site F1 beside it
 (datatrove's: the chosen model on raw text, threshold from the fold models' raw-text out-of-fold scores).
 
-    python bench/bench_classify.py [--quick] [--more] [--rows SUBSTR ...] [--folds 5] [--json out.json]
+    python bench/bench_classify.py [--quick] [--more] [--rows SUBSTR ...] [--folds 5] [--only-first-pass]
+                                   [--json out.json]
 """
 
 from __future__ import annotations
@@ -198,6 +204,7 @@ def main() -> None:
     ap.add_argument("--more", action="store_true", help="also the rows explored on CV only (slow or tied)")
     ap.add_argument("--folds", type=int, default=5, help="cross-validation folds (by site) over the dev sites")
     ap.add_argument("--no-speed", action="store_true", help="skip the code model, filters and speed (exploring)")
+    ap.add_argument("--only-first-pass", action="store_true", help="only the split and the crawl's first pass")
     ap.add_argument("--json", help="write the results here")
     args = ap.parse_args()
     t_start = time.time()
@@ -209,7 +216,8 @@ def main() -> None:
     seed_all, seed_en = pos_en + pos_zh + neg_en + neg_zh, pos_en + neg_en
     rejects: list[str] = []
     pages = read_pages([str(SHARED / "web" / "pages.jsonl"), str(SHARED / "web2" / "pages.jsonl")], rejects)
-    parts = split_pages(pages, assign_splits(pages))
+    splits = assign_splits(pages)
+    parts = split_pages(pages, splits)
     for k, v in parts.items():
         print(f"{k}: {len(v)} pages ({sum(_y(v))} math; en {sum(p.lang == 'en' for p in v)}, "
               f"zh {sum(p.lang == 'zh' for p in v)}) from {len({p.site for p in v})} sites")
@@ -219,6 +227,12 @@ def main() -> None:
     results: dict = {"split": {k: {"pages": len(v), "math": sum(_y(v)), "sites": len({p.site for p in v})}
                                for k, v in parts.items()}, "folds": args.folds, "rejects": rejects,
                      "ablation": [], "speed": {}}
+    results["first_pass"] = first_pass(tmp, splits)
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2, ensure_ascii=False))
+    if args.only_first_pass:
+        shutil.rmtree(tmp, ignore_errors=True)
+        return
     rows = results["ablation"]
     print(f"ablation ({args.folds}-fold CV by site over the {len(dev)} dev pages: thresholds from pooled "
           "out-of-fold scores; test: the row trained on seed + every dev page):")
@@ -315,6 +329,32 @@ def _errors(pages: list[Page], scores, threshold: float, what: str) -> list[dict
             out.append({"page": p.key.rsplit("/", 1)[-1], "site": p.site, "lang": p.lang, "label": p.label,
                         "score": round(s, 4)})
             print(f"    {what} error: {out[-1]}")
+    return out
+
+
+def first_pass(tmp: Path, splits: dict[str, str]) -> dict:
+    """The crawl's first pass (:func:`classifiers.firstpass.train_first_pass`) on this split: the whole rule's
+    math pages kept and general pages let through on the validation sites (threshold) and the test sites."""
+    from classifiers.firstpass import train_first_pass
+
+    card = train_first_pass(str(tmp / "firstpass"), [str(SHARED / "web"), str(SHARED / "web2")], split=splits,
+                            split_name="classify bench: classifiers.pages.assign_splits")
+    fp = card["first_pass"]
+    out = {"threshold": card["threshold"], "target_recall": fp["target_recall"],
+           "min_markup": fp["test_rule"]["min_markup"]}
+    for name, m in (("validation", card["validation_rule"]), ("test", fp["test_rule"])):
+        out[name] = {"recall": round(m["recall"], 4), "math_kept": m["tp"], "math": m["tp"] + m["fn"],
+                     "general_pass": round(m["fp"] / max(m["fp"] + m["tn"], 1), 4), "general_passed": m["fp"],
+                     "general": m["fp"] + m["tn"]}
+    out["test_misses"] = [k.rsplit("/", 1)[-1] for k in fp["test_misses"]]
+    out["test_general_passed"] = [k.rsplit("/", 1)[-1] for k in fp["test_general_passed"]]
+    v, t = out["validation"], out["test"]
+    print(f"first pass (classifiers.firstpass on this split; threshold {out['threshold']:.4f}: highest keeping >= "
+          f"{out['target_recall']:.1%} of the validation and training math pages; or markup >= {out['min_markup']}): "
+          f"validation {v['math_kept']}/{v['math']} math kept, {v['general_passed']}/{v['general']} general let "
+          f"through | test recall {t['recall']:.4f} ({t['math_kept']}/{t['math']}), general let through "
+          f"{t['general_pass']:.3f} ({t['general_passed']}/{t['general']}); test misses {out['test_misses']}, "
+          f"general let through {out['test_general_passed']}", flush=True)
     return out
 
 

@@ -3,12 +3,14 @@
 Training data are labelled HTML pages (``pages.jsonl`` folders: ``file``, ``label`` math|general, ``site`` or
 ``url``). Each page becomes :func:`corpus.extract.prefilter.model_text` (markup tokens + Resiliparse plain text),
 the text the first pass scores at crawl time. Sites are split three ways (a site's pages all land in one part):
-the model is trained on the train sites, its threshold is the highest that keeps ``target_recall`` (99.5 %) of
-the math pages of the validation sites and of the training sites (the model does not fit all of its own training
-pages), and it is reported on the test sites, which chose nothing.
+by a hash of the site name (:func:`site_part`, the default), or by an explicit ``{site: part}`` mapping such as
+the classify bench's :func:`classifiers.pages.assign_splits` (``--split classify``; sites named as
+:func:`classifiers.pages.site_of` names them). The model is trained on the train sites, its threshold is the
+highest that keeps ``target_recall`` (99.5 %) of the math pages of the validation sites and of the training sites
+(the model does not fit all of its own training pages), and it is reported on the test sites, which chose nothing.
 
-``python -m classifiers.firstpass PAGES_DIR... -o MODEL_DIR`` trains one (the README shows the command);
-:class:`FirstPass` is the scorer the extract step hands to the page readers.
+``python -m classifiers.firstpass PAGES_DIR... -o MODEL_DIR [--split hash|classify]`` trains one (the README
+shows the command); :class:`FirstPass` is the scorer the extract step hands to the page readers.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -24,25 +26,44 @@ from typing import Any
 from classifiers.data import MATH, OTHER, Example
 from classifiers.metrics import evaluation_report, metrics_at
 from classifiers.model import MathClassifier, TrainParams, read_card, train_model
-from corpus.extract.html import decode_with_evidence, domain_of
+from corpus.extract.html import ExtractError, decode_with_evidence, domain_of, page_url, parse_html
 from corpus.extract.prefilter import FirstPassSettings, Signals, fast_view, first_pass_signals, model_text
-from corpus.io import write_json
+from corpus.io import InputError, write_json
 
 TARGET_RECALL = 0.995
 FIRST_PASS_PARAMS = TrainParams(dim=32, lr=0.2, word_ngrams=2, min_count=1, epoch=15, bucket=50_000,
                                 threads=1, max_chars=4000, max_tokens=400)
 
 
+PARTS = ("train", "valid", "test")
+SPLIT_NAMES = {"train": "train", "valid": "valid", "validation": "valid", "test": "test"}
+
+
 @dataclass(frozen=True)
 class Page:
     path: str
     label: str  # MATH or OTHER
-    site: str
+    site: str  # the hash split's site: the ``site`` column, else the URL's domain, else the upstream repository
+    registered: str = ""  # the site as classifiers.pages names it (the key of an explicit split)
 
 
-def load_pages(roots: Sequence[str]) -> list[Page]:
-    """Labelled pages of ``pages.jsonl`` folders (site: the ``site`` column, else the URL's domain, else the
-    upstream repository)."""
+def registered_site(root: str, r: dict[str, Any]) -> str:
+    """:func:`classifiers.pages.site_of` of a list row, the URL read from the page's canonical link or
+    ``og:url`` when the row has neither ``site`` nor ``url`` (as ``read_pages`` gets it from the extraction)."""
+    from classifiers.pages import site_of
+
+    url = r.get("url")
+    if not url and not r.get("site"):
+        try:
+            url = page_url(parse_html(decode_with_evidence(Path(root, r["file"]).read_bytes())[0]))
+        except ExtractError:
+            url = None
+    return site_of(r["file"], url, r.get("site"))
+
+
+def load_pages(roots: Sequence[str], registered: bool = False) -> list[Page]:
+    """Labelled pages of ``pages.jsonl`` folders (with ``registered``: also each page's
+    :func:`registered_site`, which reads the pages without a ``site`` or ``url``)."""
     pages = []
     for root in roots:
         for line in Path(root, "pages.jsonl").read_text(encoding="utf-8").splitlines():
@@ -52,8 +73,37 @@ def load_pages(roots: Sequence[str]) -> list[Page]:
             if r.get("label") not in ("math", "general"):
                 continue
             site = r.get("site") or domain_of(r.get("url")) or r.get("source_repo") or r["file"]
-            pages.append(Page(str(Path(root, r["file"])), MATH if r["label"] == "math" else OTHER, site))
+            pages.append(Page(str(Path(root, r["file"])), MATH if r["label"] == "math" else OTHER, site,
+                              registered_site(root, r) if registered else ""))
     return pages
+
+
+def split_parts(pages: Sequence[Page], split: Mapping[str, str] | None = None,
+                seed: int = 0) -> tuple[dict[str, list[Page]], dict[str, str]]:
+    """The pages of each part and ``{site: part}``: by :func:`site_part` (``split`` None) or by ``split``
+    (``{registered site: "train"|"validation"|"valid"|"test"}``); a page whose site it lacks is an error."""
+    if split is None:
+        sites = {p.site: site_part(p.site, seed) for p in pages}
+        return {k: [p for p in pages if sites[p.site] == k] for k in PARTS}, sites
+    missing = sorted({p.registered for p in pages} - set(split))
+    if missing:
+        example = next(p.path for p in pages if p.registered == missing[0])
+        raise InputError(f"the split names no part for {len(missing)} site(s) of the pages: "
+                         f"{', '.join(map(repr, missing[:5]))} (e.g. {example}); load the pages with "
+                         "registered=True and give every site a part")
+    bad = sorted({v for v in split.values() if v not in SPLIT_NAMES})
+    if bad:
+        raise InputError(f"split parts must be train, validation (or valid) or test, got {bad}")
+    sites = {p.registered: SPLIT_NAMES[split[p.registered]] for p in pages}
+    return {k: [p for p in pages if sites[p.registered] == k] for k in PARTS}, sites
+
+
+def classify_split(roots: Sequence[str], seed: int = 0) -> dict[str, str]:
+    """The classify bench's split (:func:`classifiers.pages.assign_splits`) of the pages of ``roots``, read as
+    :func:`classifiers.pages.read_pages` reads them."""
+    from classifiers.pages import assign_splits, read_pages
+
+    return assign_splits(read_pages([str(Path(r, "pages.jsonl")) for r in roots], []), seed=seed)
 
 
 def site_part(site: str, seed: int = 0) -> str:
@@ -122,14 +172,15 @@ def rule_metrics(scores: Sequence[float], ev: Evidence, labels: Sequence[bool], 
 
 
 def train_first_pass(output_dir: str, roots: Sequence[str], params: TrainParams | None = None, *,
-                     target_recall: float = TARGET_RECALL, seed: int = 0) -> dict[str, Any]:
+                     target_recall: float = TARGET_RECALL, seed: int = 0, split: Mapping[str, str] | None = None,
+                     split_name: str = "explicit") -> dict[str, Any]:
     """Train on the train sites, threshold on the validation sites, report on the test sites; returns the card
-    (``first_pass`` holds the split and the test metrics of the model alone and of the whole rule)."""
+    (``first_pass`` holds the split and the test metrics of the model alone and of the whole rule). ``split``:
+    None for the hash split (:func:`site_part`), else ``{site: part}`` over :func:`registered_site` names (e.g.
+    :func:`classify_split`), recorded in the card as ``split_name``."""
     params = replace(params or FIRST_PASS_PARAMS, target_recall=target_recall, seed=seed)
-    pages = load_pages(roots)
-    parts: dict[str, list[Page]] = {"train": [], "valid": [], "test": []}
-    for p in pages:
-        parts[site_part(p.site, seed)].append(p)
+    pages = load_pages(roots, registered=split is not None)
+    parts, site_parts = split_parts(pages, split, seed)
     ex, evidence = {}, {}
     for k, v in parts.items():
         ex[k], evidence[k] = examples(v)
@@ -150,19 +201,22 @@ def train_first_pass(output_dir: str, roots: Sequence[str], params: TrainParams 
     card["validation_rule"] = rule_metrics(v_scores, evidence["valid"], v_y, card["threshold"], rule)
     scores = clf.score([e.text for e in ex["test"]]).tolist()
     y = [e.label == MATH for e in ex["test"]]
+    kept = rule_decisions(scores, evidence["test"], card["threshold"], rule)
     card["first_pass"] = {
         "roots": list(roots),
-        "split": "by site (blake2b of seed + site): 60 % train, 20 % validation (threshold), 20 % test (report)",
-        "sites": {k: len({p.site for p in v}) for k, v in parts.items()},
+        "split": ("by site (blake2b of seed + site): 60 % train, 20 % validation (threshold), 20 % test (report)"
+                  if split is None else f"by site, given ({split_name}): train, validation (threshold), test (report)"),
+        "split_kind": "hash" if split is None else split_name,
+        "site_parts": dict(sorted(site_parts.items())),
+        "sites": {k: sum(v == k for v in site_parts.values()) for k in PARTS},
         "pages": {k: {MATH: sum(p.label == MATH for p in v), OTHER: sum(p.label == OTHER for p in v)}
                   for k, v in parts.items()},
         "target_recall": target_recall,
         "test": evaluation_report(scores, y, card["threshold"]),
         "test_at_threshold": metrics_at(scores, y, card["threshold"]).to_dict(),
         "test_rule": {"min_markup": rule, **rule_metrics(scores, evidence["test"], y, card["threshold"], rule)},
-        "test_misses": [e.key for e, d, lab in zip(ex["test"], rule_decisions(scores, evidence["test"],
-                                                                               card["threshold"], rule), y,
-                                                   strict=True) if lab and not d],
+        "test_misses": [e.key for e, d, lab in zip(ex["test"], kept, y, strict=True) if lab and not d],
+        "test_general_passed": [e.key for e, d, lab in zip(ex["test"], kept, y, strict=True) if d and not lab],
         "test_no_cue": {"math": sum(1 for c, lab in zip(evidence["test"].cue, y, strict=True) if lab and not c),
                         "other": sum(1 for c, lab in zip(evidence["test"].cue, y, strict=True)
                                      if not lab and not c)},
@@ -206,10 +260,15 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap.add_argument("-o", "--output", required=True, help="model folder (model.bin + model.json)")
     ap.add_argument("--target-recall", type=float, default=TARGET_RECALL)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--split", choices=("hash", "classify"), default="hash",
+                    help="sites split by a hash of their name (default), or as the classify bench splits them "
+                         "(classifiers.pages.assign_splits over the same pages)")
     a = ap.parse_args(argv)
     if not 0 < a.target_recall <= 1:
         ap.error(f"--target-recall: expected a value in (0, 1], got {a.target_recall}")
-    card = train_first_pass(a.output, a.roots, target_recall=a.target_recall, seed=a.seed)
+    split = classify_split(a.roots, a.seed) if a.split == "classify" else None
+    card = train_first_pass(a.output, a.roots, target_recall=a.target_recall, seed=a.seed, split=split,
+                            split_name="classify: classifiers.pages.assign_splits")
     fp = card["first_pass"]
     t, r = fp["test_at_threshold"], fp["test_rule"]
     print(f"first-pass model -> {a.output}: threshold {card['threshold']:.4f} ({card['threshold_rule']}); "
