@@ -291,8 +291,45 @@ def test_first_pass_model_threshold_on_validation_sites_report_on_test_sites(sha
     assert not (parts["train"] & parts["valid"] or parts["train"] & parts["test"] or parts["valid"] & parts["test"])
     card = train_first_pass(str(tmp_path / "fp"), roots)
     fp = card["first_pass"]
+    assert fp["split_kind"] == "hash" and set(fp["site_parts"].values()) == {"train", "valid", "test"}
     assert card["validation_rule"]["recall"] >= 0.995 and card["train_rule"]["recall"] >= 0.995
     assert "validation sites" in card["threshold_rule"]
     assert fp["pages"]["test"]["math"] >= 5 and fp["sites"]["test"] >= 10
     assert fp["test_rule"]["recall"] >= 0.9 and fp["test_rule"]["precision"] >= 0.5  # sites that chose nothing
     assert (tmp_path / "fp" / "model.bin").stat().st_size < 20_000_000
+
+
+def test_first_pass_on_an_explicit_site_split_keeps_each_site_on_one_side(shared_data, tmp_path):
+    from classifiers.firstpass import load_pages, split_parts, train_first_pass
+    from classifiers.pages import registered_site
+    from corpus.io import InputError
+
+    parts = {"phantom0174.online": "train", "zobinhuang.github.io": "train", "hrbrmstr/21-recipes": "train",
+             "abertay-university-sdi.github.io": "train", "billhu.us": "validation", "aitozi.com": "validation",
+             "liu-jincan.github.io": "test", "scipy-lectures.org": "test"}
+    rows = [json.loads(line) for line in (shared_data / "web2" / "pages.jsonl").read_text().splitlines()]
+    rows = [r | {"file": str(shared_data / "web2" / r["file"])} for r in rows if registered_site(r["site"]) in parts]
+    (tmp_path / "pages").mkdir()
+    (tmp_path / "pages" / "pages.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    roots = [str(tmp_path / "pages")]
+    pages = load_pages(roots, registered=True)
+    assert len(pages) == len(rows) >= 50 and {p.registered for p in pages} == set(parts)
+    by_part, _ = split_parts(pages, parts)
+    sides = {k: {p.registered for p in v} for k, v in by_part.items()}
+    assert not (sides["train"] & sides["valid"] or sides["train"] & sides["test"] or sides["valid"] & sides["test"])
+    abertay = {p.site for p in pages if p.registered == "abertay-university-sdi.github.io"}
+    assert len(abertay) == 2  # two repositories of one blog host: one site, one side
+    assert all(p in by_part["train"] for p in pages if p.site in abertay)
+
+    card = train_first_pass(str(tmp_path / "fp"), roots, split=parts, split_name="by hand")
+    fp = card["first_pass"]
+    assert fp["split_kind"] == "by hand" and "by hand" in fp["split"]
+    assert fp["site_parts"] == {s: "valid" if v == "validation" else v for s, v in parts.items()}
+    assert fp["sites"] == {"train": 4, "valid": 2, "test": 2}
+    assert fp["pages"] == {k: {"math": sum(p.label == "math" for p in v), "other": sum(p.label == "other" for p in v)}
+                           for k, v in by_part.items()}
+    test_paths = {p.path for p in by_part["test"]}
+    assert set(fp["test_misses"]) | set(fp["test_general_passed"]) <= test_paths
+    assert card["validation_rule"]["recall"] >= 0.995
+    with pytest.raises(InputError, match="aitozi.com"):
+        train_first_pass(str(tmp_path / "fp2"), roots, split={k: v for k, v in parts.items() if k != "aitozi.com"})
