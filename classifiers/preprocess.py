@@ -33,7 +33,7 @@ space-separated tokens that keep the math signal:
 * newlines and other whitespace become single spaces.
 
 Speed: every step is a C-level string pass (``str.count``/``find``/``translate``/``replace``/``split``/
-``join``, one ``re`` split with a group for non-ASCII symbols and CJK); no per-token or per-match Python code.
+``join``, one ``re`` split with a group for symbols and CJK characters); no per-token or per-match Python code.
 The markup counts run on the page's markup bytes only (:func:`_marks`: one ``translate`` pass) and count a
 program pattern on the text only where it can occur: the same counts as ``str.count`` per pattern, a third of
 the time (17 passes over up to :data:`SIGNAL_CHARS` characters were half of the preprocessing); the window
@@ -56,15 +56,16 @@ MAX_TOKENS = 192
 SIGNAL_REPEAT = 8
 SIGNAL_CHARS = 100_000
 
-# non-ASCII text: CJK characters and non-ASCII symbols become tokens of their own (split keeps the group)
-_OWN_TOKEN = re.compile(f"([{CJK_CHARS}]|[^\\x00-\\x7f\\w\\s])")
+# CJK characters, non-ASCII symbols and ASCII symbols (the backslash aside: it starts a TeX command) become
+# tokens of their own: one ``re.split`` (the group keeps them) instead of a replace pass per symbol
+_SYMBOLS = "".join(re.escape(c) for c in map(chr, range(128)) if not (c.isalnum() or c.isspace() or c == "\\"))
+_OWN_TOKEN = re.compile(f"([{CJK_CHARS}{_SYMBOLS}]|[^\\x00-\\x7f\\w\\s])")
 # the most frequent non-ASCII characters of web/book text, replaced by plain passes before any regex or NFKC:
 # full-width punctuation by its NFKC form, typographic punctuation and CJK punctuation spaced as tokens
 _COMMON = [(c, unicodedata.normalize("NFKC", c)) for c in "，：（）；．？！＝＋－＜＞％"] + [
     (c, f" {c} ") for c in "’‘“”—–…•·«»、。《》「」【】"] + [("\xa0", " "), ("\u3000", " ")]
 _ASCII_FOLD = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ123456789", "abcdefghijklmnopqrstuvwxyz000000000")
 _DELIMS = (("\\(", " $ "), ("\\)", " $ "), ("\\[", " $ "), ("\\]", " $ "))
-_ASCII_SYMBOLS = [(c, f" {c} ") for c in map(chr, range(128)) if not (c.isalnum() or c.isspace() or c == "\\")]
 # (name, substrings counted): a count c becomes level min(c.bit_length(), SIGNAL_LEVELS): 0, 1, 2-3, 4-7, ...
 _SIGNALS = (
     ("tex", ("\\",)),
@@ -194,16 +195,12 @@ def prepare(text: str, max_chars: int = MAX_CHARS, max_tokens: int = MAX_TOKENS,
         for digit in "123456789":
             if digit in text:
                 text = text.replace(digit, "0")
-        if _OWN_TOKEN.search(text):
-            text = " ".join(_OWN_TOKEN.split(text))
     if "\\" in text:
         for delim, spaced in _DELIMS:
             if delim in text:
                 text = text.replace(delim, spaced)
         text = text.replace("\\", " \\")
-    for symbol, spaced in _ASCII_SYMBOLS:
-        if symbol in text:
-            text = text.replace(symbol, spaced)
+    text = " ".join(_OWN_TOKEN.split(text))
     while "00000" in text:  # number shapes: runs of at most 4 zeros
         text = text.replace("00000", "0000")
     tokens = text.split(None, max_tokens)

@@ -137,6 +137,26 @@ def test_markup_counts_are_the_str_count_counts(shared_data):
         assert prepare(long, max_chars=1000, features=f).endswith(prepare(_window(long, 1000), 10**6, 10**6,
                                                                           signals=False))
 
+def test_one_symbol_split_spaces_what_a_replace_per_symbol_spaces(shared_data):
+    """The single ``re.split`` of :func:`prepare` gives the tokens of spacing each ASCII symbol by its own
+    ``replace`` and splitting CJK characters and other non-ASCII symbols (the earlier, slower passes)."""
+    import re
+
+    from classifiers.preprocess import _OWN_TOKEN
+    from corpus.normalize import CJK_CHARS
+
+    own = re.compile(f"([{CJK_CHARS}]|[^\\x00-\\x7f\\w\\s])")
+    symbols = [c for c in map(chr, range(128)) if not (c.isalnum() or c.isspace() or c == "\\")]
+    texts = [r["text"] for name in ("math_text", "math_text_zh", "general_text_zh")
+             for r in _take(shared_data / "seed" / f"{name}.jsonl", 200)]
+    texts += ["a+b=c_{1}^2 \\frac{x}{y}", "x≤y，和 π∑", "it's [1](2) <b>~</b>"]
+    for t in texts:
+        ref = " ".join(own.split(t))
+        for s in symbols:
+            ref = ref.replace(s, f" {s} ")
+        assert " ".join(_OWN_TOKEN.split(t)).split() == ref.split(), t[:80]
+
+
 
 def test_prepare_signal_tokens_see_past_the_window():
     prose = "Words about a topic. " * 200  # 4 200 characters of prose before any formula
