@@ -11,10 +11,11 @@ over the dev sites (5 folds; each fold model trains on the seed + the other fold
 are pooled and give the thresholds: the final point (best pooled F1, middle of the tied range) and the
 high-recall point (highest threshold keeping >= 99.5 % of the dev math pages, at most the final threshold). The
 row's model then trains on the seed + every dev page and is scored on the test sites with those thresholds. The
-row with the best CV F1 (ties: the better of the weaker language, then fewer general pages at the high-recall
-point, then the faster) is chosen among the rows whose scoring keeps the speed goal (<= 0.8x datatrove's CPU time,
-measured per row: :func:`quick_ratio`, 7 paired repeats); the test-site numbers of every row are printed beside
-their CV numbers, never used to choose.
+row is chosen by :func:`classifiers.cv.choose_row` among the rows whose scoring keeps the speed goal (<= 0.8x
+datatrove's CPU time, measured per row: :func:`quick_ratio`, 11 paired repeats): rows within
+:data:`classifiers.cv.CV_TIE` (0.005, about one dev page) of the best CV F1 are tied, and of them the better weaker
+language wins, then fewer general pages at the high-recall point, then the faster; the test-site numbers of every
+row are printed beside their CV numbers, never used to choose.
 The misclassified lists (out-of-fold on dev, and test), the code model, the quality filters on every real math
 page (by split) and the speed rows follow.
 
@@ -53,7 +54,15 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 SHARED = REPO.parent / "shared" / "data"
 
-from classifiers.cv import CVResult, cross_validate, fasttext_fit, operating_points, repeated  # noqa: E402
+from classifiers.cv import (  # noqa: E402
+    CV_TIE,
+    CVResult,
+    choose_row,
+    cross_validate,
+    fasttext_fit,
+    operating_points,
+    repeated,
+)
 from classifiers.data import MATH, OTHER, Example, load_examples, split  # noqa: E402
 from classifiers.metrics import metrics_at  # noqa: E402
 from classifiers.model import MathClassifier, TrainParams, train_model  # noqa: E402
@@ -70,7 +79,7 @@ WEB = TrainParams(dim=64, epoch=20, lr=0.5, bucket=200_000, threads=1)  # the RE
 V2 = Features(density=False, strip_code=False)
 HIGH_RECALL = 0.995
 SPEED_GOAL = 0.8  # scoring CPU time vs datatrove's FastTextClassifierFilter, with our caps
-SPEED_REPEATS = 7  # per row (the choice); the speed table: 11
+SPEED_REPEATS = 11  # per row (the choice) and the speed table
 
 
 def keyword_scores(texts: list[str], min_hits: int = 3) -> np.ndarray:
@@ -293,13 +302,11 @@ def main() -> None:
         rows.append(row)
         fitted[name] = (row, cv, clf, base, params, repeat, raw)
     # the choice is made on the dev sites' out-of-fold scores only, among rows that keep the speed goal
-    ok = [n for n in fitted if (fitted[n][0]["speed_ratio"] or 0) <= SPEED_GOAL] or list(fitted)
-    key = lambda n: (fitted[n][0]["cv_f1"], min(fitted[n][0]["cv_f1_en"], fitted[n][0]["cv_f1_zh"]),  # noqa: E731
-                     -fitted[n][0]["hr_cv_general_pass"], -(fitted[n][0]["speed_ratio"] or 0))
-    chosen = max(ok, key=key)
+    chosen = choose_row({n: f[0] for n, f in fitted.items()}, SPEED_GOAL)
     row, cv, clf, base, params, repeat, raw = fitted[chosen]
     results["chosen"] = chosen
-    print(f"chosen on the CV of the dev sites (rows at speed ratio <= {SPEED_GOAL}): {chosen}")
+    print(f"chosen on the CV of the dev sites (rows at speed ratio <= {SPEED_GOAL}; CV F1 within {CV_TIE} of the "
+          f"best are ties): {chosen}")
     results["misclassified_cv"] = _errors(dev, cv.scores, row["threshold"], "out-of-fold")
     results["misclassified"] = _errors(test, clf.score([p.text for p in test]), row["threshold"], "test-site")
     if args.json:  # the ablation is kept even if a later part fails

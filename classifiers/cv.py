@@ -135,3 +135,18 @@ def site_split_card(score: Callable[[Sequence[str]], np.ndarray], parts: dict[st
         "threshold": round(cv.final.threshold, 6),
         "threshold_rule": cv.final.rule + " on the train+validation sites",
     }
+
+
+CV_TIE = 0.005  # one dev page moves the pooled CV F1 of ~120 math pages by about 0.004: closer rows are ties
+
+
+def choose_row(rows: Mapping[str, Mapping], speed_goal: float | None = None, tie: float = CV_TIE) -> str:
+    """The setting to keep, from CV numbers only: among the rows whose ``speed_ratio`` keeps ``speed_goal`` (all
+    rows if none does), those within ``tie`` of the best ``cv_f1`` are tied; of them, the better weaker language
+    (``cv_f1_en``/``cv_f1_zh``), then fewer general pages at the high-recall point, then the faster, then CV F1."""
+    ok = [n for n, r in rows.items() if speed_goal is None or (r.get("speed_ratio") or 0) <= speed_goal]
+    ok = ok or list(rows)
+    best = max(rows[n]["cv_f1"] for n in ok)
+    tied = [n for n in ok if rows[n]["cv_f1"] >= best - tie]
+    return max(tied, key=lambda n: (min(rows[n]["cv_f1_en"], rows[n]["cv_f1_zh"]), -rows[n]["hr_cv_general_pass"],
+                                    -(rows[n].get("speed_ratio") or 0), rows[n]["cv_f1"]))

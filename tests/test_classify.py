@@ -723,3 +723,19 @@ stages:
     card = json.loads((Path(models["default"]) / "model.json").read_text())
     assert card["params"]["page_repeat"] == 4 and sum(card["site_split"]["pages"].values()) == len(rows)
     assert card["threshold_rule"].endswith("on the train+validation sites") and card["cv"]["folds"] == 5
+
+
+def test_choose_row_ties_rows_within_a_page_of_cv_f1_and_keeps_the_speed_goal():
+    from classifiers.cv import choose_row
+
+    def row(f1, en, zh, hr, speed):
+        return {"cv_f1": f1, "cv_f1_en": en, "cv_f1_zh": zh, "hr_cv_general_pass": hr, "speed_ratio": speed}
+
+    rows = {"wide": row(0.970, 0.971, 0.947, 0.69, 0.72), "narrow": row(0.966, 0.965, 0.950, 0.75, 0.64),
+            "worse": row(0.950, 0.990, 0.990, 0.10, 0.50), "slow": row(0.990, 0.990, 0.990, 0.10, 0.95)}
+    assert choose_row(rows, 0.8) == "narrow"  # tied with "wide" on CV F1, better weaker language (0.950)
+    assert choose_row(rows, 0.8, tie=0.0) == "wide"  # no tolerance: the best CV F1
+    assert choose_row(rows) == "slow"  # no speed goal: the best row outright
+    rows["wide"]["cv_f1_zh"] = 0.950  # same weaker language: fewer general pages at the high-recall point
+    assert choose_row(rows, 0.8) == "wide"
+    assert choose_row({"a": row(0.9, 0.9, 0.9, 0.5, 0.9)}, 0.8) == "a"  # none keeps the goal: all rows count
