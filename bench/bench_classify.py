@@ -223,6 +223,9 @@ def main() -> None:
     neg_en = load_examples(str(seed / "general_text.jsonl"), OTHER)
     neg_zh = load_examples(str(seed / "general_text_zh.jsonl"), OTHER)
     seed_all, seed_en = pos_en + pos_zh + neg_en + neg_zh, pos_en + neg_en
+    # the seed code files on both sides (math code vs general code), in the CLI's order (-p text -p code -n ...)
+    seed_code = [*pos_en, *load_examples(str(seed / "math_code.jsonl"), MATH), *neg_en,
+                 *load_examples(str(seed / "general_code.jsonl"), OTHER)]
     rejects: list[str] = []
     pages = read_pages([str(SHARED / "web" / "pages.jsonl"), str(SHARED / "web2" / "pages.jsonl")], rejects)
     splits = assign_splits(pages)
@@ -265,6 +268,10 @@ def main() -> None:
         "v3, pages x8, no Chinese seed, 1 500 chars / 288 tokens": (seed_en, R(WEB, **C15), 8),
         "v3, pages x16, no Chinese seed, 1 500 chars / 288 tokens": (seed_en, R(WEB, **C15), 16),
         "v3, pages x8, no Chinese seed, 2 000 chars / 384 tokens": (seed_en, R(WEB, max_chars=2000, max_tokens=384), 8),
+        "v3, pages x4, no Chinese seed, + code seed": (seed_code, WEB, 4),
+        "v3, pages x8, no Chinese seed, + code seed": (seed_code, WEB, 8),
+        "v3, pages x8, no Chinese seed, + code seed, 1 500 chars / 288 tokens": (seed_code, R(WEB, **C15), 8),
+        "v3, pages x16, no Chinese seed, + code seed, 1 500 chars / 288 tokens": (seed_code, R(WEB, **C15), 16),
         "v3, DeepSeekMath fastText defaults (dim 256, lr 0.1, 3 epochs)": (seed_all, TrainParams(threads=1), 8),
     }
     more = {  # explored on CV only (--more): slower, or tied with the rows above within a page or two
