@@ -223,10 +223,12 @@ def main() -> None:
     neg_en = load_examples(str(seed / "general_text.jsonl"), OTHER)
     neg_zh = load_examples(str(seed / "general_text_zh.jsonl"), OTHER)
     seed_all, seed_en = pos_en + pos_zh + neg_en + neg_zh, pos_en + neg_en
-    # the seed code files on both sides (math code vs general code), in the CLI's order (-p text -p code -n ...)
+    # the seed code files on both sides (math code vs general code), loaded as `classify train -p TEXT -p CODE
+    # -n TEXT -n CODE` loads them (one call per side: the same examples in the same order, so the same model)
     code_pos = load_examples(str(seed / "math_code.jsonl"), MATH)
     code_neg = load_examples(str(seed / "general_code.jsonl"), OTHER)
-    seed_code = [*pos_en, *code_pos, *neg_en, *code_neg]
+    seed_code = (load_examples([str(seed / "math_text.jsonl"), str(seed / "math_code.jsonl")], MATH)
+                 + load_examples([str(seed / "general_text.jsonl"), str(seed / "general_code.jsonl")], OTHER))
     rejects: list[str] = []
     pages = read_pages([str(SHARED / "web" / "pages.jsonl"), str(SHARED / "web2" / "pages.jsonl")], rejects)
     splits = assign_splits(pages)
