@@ -575,11 +575,12 @@ def test_cross_validation_by_site_never_trains_on_a_held_out_site():
 @pytest.fixture(scope="module")
 def web_model(seed, shared_data, tmp_path_factory) -> dict:
     """A model trained through the CLI on seed slices + real web2 pages (split by site), the README's web
-    settings (dim 64, lr 0.5, 20 epochs)."""
+    command: text and code files on each side (``-p TEXT -p CODE -n TEXT -n CODE``), dim 64, lr 0.5, 20 epochs."""
     d = tmp_path_factory.mktemp("web")
     pages = _write(d / "pages.jsonl", _page_rows(shared_data))
     out = d / "model"
-    r = _cli("classify", "train", "-p", seed["pos"], "-n", seed["neg"], "--pages", pages, "-o", str(out),
+    r = _cli("classify", "train", "-p", seed["pos"], "-p", seed["code_pos"], "-n", seed["neg"], "-n", seed["code_neg"],
+             "--pages", pages, "-o", str(out),
              "--dim", "64", "--epoch", "20", "--lr", "0.5", "--bucket", "200000", "--threads", "1", "--cv-folds", "3")
     assert r.returncode == 0, r.stderr
     return {"dir": str(out), "pages": pages, "stdout": r.stdout,
@@ -594,6 +595,7 @@ def test_cli_train_with_pages_splits_by_site(web_model):
     rows = [json.loads(x) for x in Path(web_model["pages"]).read_text().splitlines()]
     assert sum(card["site_split"]["pages"].values()) == len(rows)  # every page accounted for
     assert card["data"]["pages"][0]["sha256"] == hashlib.sha256(Path(web_model["pages"]).read_bytes()).hexdigest()
+    assert len(card["data"]["positives"]) == 2 and len(card["data"]["negatives"]) == 2  # text + code on each side
     n_dev = card["site_split"]["pages"]["train"] + card["site_split"]["pages"]["validation"]
     assert card["counts"]["validation"]["math"] + card["counts"]["validation"]["other"] == n_dev  # out-of-fold
     assert card["counts"]["train"]["math"] + card["counts"]["train"]["other"] > n_dev  # seed + every dev page
