@@ -77,6 +77,10 @@ class StageSpec:
     # Up-front check of the settings before the run's first stage (eval sets, models ...): raises with the
     # problem, returns the identity ``{path: [size, mtime]}`` of extra files the stage reads (or None).
     check: Callable[[Any], dict[str, Any] | None] | None = None
+    # Version of the stage's on-disk work files: bump it when the code reads files an older version did not
+    # write (or writes them differently). A stage folder made with another work format is recomputed, like a
+    # settings change, never resumed. 1: the format of folders made before formats were recorded.
+    work_format: int = 1
 
 
 _REGISTRY: dict[str, StageSpec] | None = None

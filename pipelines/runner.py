@@ -10,8 +10,9 @@ Layout of a run folder::
     {output}/run.json                                run manifest: config, per-stage counts, outputs
 
 Resuming: completed ranks are skipped (datatrove completion markers), so rerunning a killed run finishes
-the missing work only. When a stage's settings changed since its outputs were made, that stage and every
-later one are recomputed.
+the missing work only. When a stage's settings or its work format (``StageSpec.work_format``, bumped when the
+code's work files change) differ from those its outputs were made with, that stage and every later one are
+recomputed.
 """
 
 from __future__ import annotations
@@ -61,11 +62,16 @@ class RunResult:
     seconds: float = 0.0
 
 
-def _settings_hash(stage: str, settings: Any, upstream: str, tasks: int, files: dict[str, Any] | None = None) -> str:
+def _settings_hash(stage: str, settings: Any, upstream: str, tasks: int, files: dict[str, Any] | None = None,
+                   work_format: int = 1) -> str:
     # tasks is part of it: completion markers and shard names are per rank of a given world size; files: the
-    # identity (size + mtime) of every file the settings point at outside the run (models, seeds, eval sets)
+    # identity (size + mtime) of every file the settings point at outside the run (models, seeds, eval sets);
+    # work_format: the stage's on-disk work format (StageSpec.work_format; 1 adds nothing, so folders made
+    # before formats were recorded keep their hash)
     payload = json.dumps({"stage": stage, "settings": settings.model_dump(mode="json"), "up": upstream,
-                          "tasks": tasks, **({"files": files} if files else {})}, sort_keys=True, default=str)
+                          "tasks": tasks, **({"files": files} if files else {}),
+                          **({"work_format": work_format} if work_format != 1 else {})},
+                         sort_keys=True, default=str)
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
@@ -129,14 +135,15 @@ def run_manifest(
         stage_dir = f"{out}/stages/{index:02d}_{entry.stage}"
         res = entry.resources
         stage_tasks = res.tasks or n_tasks
-        upstream = _settings_hash(entry.stage, entry.settings, upstream, stage_tasks, stage_files[index])
+        upstream = _settings_hash(entry.stage, entry.settings, upstream, stage_tasks, stage_files[index],
+                                  spec.work_format)
         _invalidate_if_changed(stage_dir, upstream)
         if spec.writes_corpus:  # its output is the corpus: recompute it together with the stage
             _invalidate_if_changed(corpus_dir, upstream)
         ctx = StageContext(run_dir=out, stage_dir=stage_dir, input_dir=input_dir, tasks=stage_tasks,
                            manifest=manifest, index=index, extra=extra)
-        write_json({"hash": upstream, "stage": entry.stage, "settings": entry.settings.model_dump(mode="json")},
-                   f"{stage_dir}/config.json")
+        write_json({"hash": upstream, "stage": entry.stage, "settings": entry.settings.model_dump(mode="json"),
+                    "work_format": spec.work_format}, f"{stage_dir}/config.json")
         t0 = time.time()
         progress(f"[{index + 1}/{len(manifest.stages)}] {entry.stage} ...")
         monitor.stage_started(index)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -462,6 +463,67 @@ def test_manifest_stage_runs_after_extract(shared_data, tmp_path):
     result = run_manifest(load_manifest(m), progress=lambda s: None)
     assert len(read_shards(result.corpus_dir)) == len(rows) - 3
     assert (Path(result.stages[1]["dir"]) / "dedup_report.json").exists()
+
+
+def test_rerun_over_work_files_of_an_older_format_starts_clean_with_the_same_counts(planted, local_run):
+    from pipelines.stages.dedup import WORK_FORMAT, DedupSettings, run_standalone
+
+    _, folder = planted
+    clean, clean_out = local_run
+    out, said = folder / "old_format", []
+    work, counts = out / "work", ("documents", "kept", "removed", "removed_by_reason")
+
+    def rerun() -> dict:
+        return run_standalone(DedupSettings(tasks=2), str(folder / "in"), str(out), workers=1, log=said.append)
+
+    rerun()
+    rerun()  # same settings and format: resumes, nothing said
+    assert said == []
+    # a run started before origins.npy existed: no marker, a shard without it, label rounds and filter not done
+    (work / "format.json").unlink()
+    (work / "shards" / "00000" / "origins.npy").unlink()
+    for d in (work / "logs").iterdir():
+        if d.name.startswith("cluster_") or d.name == "filter":
+            shutil.rmtree(d)
+    summary = rerun()
+    assert len(said) == 1 and "no format marker" in said[0] and "starting clean" in said[0]
+    assert (work / "shards" / "00000" / "origins.npy").exists()
+    assert {k: summary[k] for k in counts} == {k: clean[k] for k in counts} and cluster_of(out) == cluster_of(clean_out)
+    # a marker written by an older work format
+    (work / "format.json").write_text(json.dumps({"hash": "0" * 16, "work_format": WORK_FORMAT - 1}))
+    summary = rerun()
+    assert len(said) == 2 and f"work format {WORK_FORMAT - 1} -> {WORK_FORMAT}" in said[1]
+    assert {k: summary[k] for k in counts} == {k: clean[k] for k in counts} and cluster_of(out) == cluster_of(clean_out)
+    assert json.loads((work / "format.json").read_text())["work_format"] == WORK_FORMAT
+
+
+def test_manifest_run_recomputes_a_stage_made_with_another_work_format(shared_data, tmp_path, monkeypatch):
+    from dataclasses import replace
+
+    from pipelines.manifest import load_manifest
+    from pipelines.registry import get_stage, stages
+    from pipelines.runner import run_manifest
+
+    rows = [{"id": i, "text": t} for i, t in seed_base(shared_data, n=1)]
+    rows += [{"id": f"{rows[0]['id']}-copy", "text": rows[0]["text"]}]
+    (tmp_path / "in.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    m = tmp_path / "m.yaml"
+    m.write_text(yaml.safe_dump({
+        "name": "t", "output": "out", "executor": {"kind": "local", "tasks": 1, "workers": 1},
+        "inputs": [{"name": "seed", "source": "web", "paths": ["in.jsonl"]}],
+        "stages": [{"stage": "extract"}, {"stage": "dedup", "cluster_rounds": 2}]}))
+    first = run_manifest(load_manifest(m), progress=lambda s: None)
+    extract_dir, dedup_dir = (Path(s["dir"]) for s in first.stages)
+    for d in (extract_dir, dedup_dir):
+        (d / "work_of_the_old_code").write_text("x")
+    run_manifest(load_manifest(m), progress=lambda s: None)  # same format: both resumed, nothing removed
+    assert (extract_dir / "work_of_the_old_code").exists() and (dedup_dir / "work_of_the_old_code").exists()
+    fmt = get_stage("dedup").work_format + 1
+    monkeypatch.setitem(stages(), "dedup", replace(get_stage("dedup"), work_format=fmt))
+    second = run_manifest(load_manifest(m), progress=lambda s: None)
+    assert (extract_dir / "work_of_the_old_code").exists() and not (dedup_dir / "work_of_the_old_code").exists()
+    assert json.loads((dedup_dir / "config.json").read_text())["work_format"] == fmt
+    assert [s["documents_out"] for s in second.stages] == [s["documents_out"] for s in first.stages] == [4, 3]
 
 
 def test_cli_dedup_writes_kept_removed_report_and_rejects_bad_input(shared_data, tmp_path):

@@ -14,11 +14,14 @@ Phases (all files under ``{stage_dir}/work``; each task's memory is bounded by i
 
 from __future__ import annotations
 
+import hashlib
 import json
-from collections.abc import Iterator
+import sys
+from collections.abc import Callable, Iterator
 from dataclasses import fields, replace
 from typing import Literal
 
+import fsspec
 from pydantic import Field, model_validator
 
 from corpus.dedup.params import DedupConfig
@@ -37,6 +40,9 @@ from pipelines.steps.dedup import (
 from pipelines.steps.io import ParquetShardReader, ParquetShardWriter
 
 _D, _P = DedupConfig(), PriorityConfig()  # the defaults live there (chosen by bench/bench_dedup.py)
+# Work-file format (``StageSpec.work_format``): bump when the steps read work files an older version did not
+# write. 2: per-shard origins.npy + origin_names.json (1b162e5), which earlier work folders lack.
+WORK_FORMAT = 2
 
 
 class DedupSettings(StageSettings):
@@ -173,13 +179,55 @@ def finalize(settings: DedupSettings, ctx: StageContext) -> dict:
     return {k: report[k] for k in ("documents", "kept", "removed", "removed_by_reason", "verified_pairs")}
 
 
+def work_key(settings: DedupSettings, input_dir: str) -> str:
+    """What ``out/work/format.json`` records: the settings, the input folder and :data:`WORK_FORMAT`."""
+    payload = {"settings": settings.model_dump(mode="json"), "input": input_dir, "work_format": WORK_FORMAT}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _stderr(line: str) -> None:
+    print(line, file=sys.stderr)
+
+
+def clear_stale_work(settings: DedupSettings, input_dir: str, out: str,
+                     log: Callable[[str], None] = _stderr) -> bool:
+    """Start clean when ``out/work`` was written by other settings or another work format (its
+    ``format.json`` differs or is missing while the stage's work folders exist): remove those folders and the
+    outputs (``kept``, ``removed``, ``dedup_report.json``), log one line why, and return True. Top-level files
+    of ``out/work`` and the folder holding ``input_dir`` belong to the caller and stay. Then record the marker."""
+    fs = fsspec.get_fs_token_paths(out)[0]
+    work, marker, key = f"{out}/work", f"{out}/work/format.json", work_key(settings, input_dir)
+    old = None
+    if fs.exists(marker):
+        with fs.open(marker, "rt") as fh:
+            old = json.load(fh)
+    in_path = fs._strip_protocol(input_dir).rstrip("/")
+    stale = [d for d in (fs.ls(work, detail=False) if fs.isdir(work) else [])
+             if fs.isdir(d) and not (in_path + "/").startswith(fs._strip_protocol(d).rstrip("/") + "/")]
+    cleared = bool(stale) and (old or {}).get("hash") != key
+    if cleared:
+        why = ("no format marker (written by an older version)" if old is None else
+               f"work format {old.get('work_format')} -> {WORK_FORMAT}" if old.get("work_format") != WORK_FORMAT
+               else "other settings or input")
+        log(f"{work}: work files from {why}: starting clean")
+        for path in [*stale, *(f"{out}/{sub}" for sub in ("kept", "removed", "dedup_report.json"))]:
+            if fs.exists(path):
+                fs.rm(path, recursive=True)
+    write_json({"hash": key, "work_format": WORK_FORMAT}, marker)
+    return cleared
+
+
 def run_standalone(settings: DedupSettings, input_dir: str, out: str, *, executor: str = "local",
-                   workers: int = -1, ray_address: str | None = None) -> dict:
+                   workers: int = -1, ray_address: str | None = None,
+                   log: Callable[[str], None] = _stderr) -> dict:
     """Run the stage outside a manifest: shards of ``input_dir`` -> ``out/kept``, ``out/removed`` and
-    ``out/dedup_report.json`` (work files and logs under ``out/work``). Returns the finalize summary."""
+    ``out/dedup_report.json`` (work files and logs under ``out/work``). Returns the finalize summary.
+    A rerun resumes, unless the work files came from other settings or work format: then it starts clean
+    (:func:`clear_stale_work`)."""
     from pipelines.executors import make_executor, release_memory
     from pipelines.runner import RunError
 
+    clear_stale_work(settings, input_dir, out, log)
     tasks = settings.tasks or 1
     ctx = StageContext(run_dir=out, stage_dir=out, input_dir=input_dir, tasks=tasks, manifest=None)
     for phase in build(settings, ctx):
@@ -204,5 +252,6 @@ STAGE = StageSpec(
     settings=DedupSettings,
     build=build,
     finalize=finalize,
+    work_format=WORK_FORMAT,
     description="exact + MinHash near-duplicate removal (math-safe, verified, distributed clustering, index)",
 )
