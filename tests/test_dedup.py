@@ -448,18 +448,24 @@ def test_index_with_other_parameters_is_refused(shared_data, tmp_path):
         run(tmp_path / "in", tmp_path / "r2", tasks=1, shingle_size=5, against_index_dir=str(tmp_path / "idx"))
 
 
+def _extract_dedup_manifest(tmp_path: Path, rows: list[dict], *, tasks: int, cluster_rounds: int) -> Path:
+    """A manifest (local executor) running extract then dedup over ``rows`` written to ``in.jsonl``."""
+    (tmp_path / "in.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    m = tmp_path / "m.yaml"
+    m.write_text(yaml.safe_dump({
+        "name": "t", "output": "out", "executor": {"kind": "local", "tasks": tasks, "workers": 1},
+        "inputs": [{"name": "seed", "source": "web", "paths": ["in.jsonl"]}],
+        "stages": [{"stage": "extract"}, {"stage": "dedup", "cluster_rounds": cluster_rounds}]}))
+    return m
+
+
 def test_manifest_stage_runs_after_extract(shared_data, tmp_path):
     from pipelines.manifest import load_manifest
     from pipelines.runner import run_manifest
 
     rows = [{"id": i, "text": t} for i, t in seed_base(shared_data, n=2)]
     rows += [{"id": f"{r['id']}-copy", "text": r["text"]} for r in rows[:3]]
-    (tmp_path / "in.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
-    m = tmp_path / "m.yaml"
-    m.write_text(yaml.safe_dump({
-        "name": "t", "output": "out", "executor": {"kind": "local", "tasks": 2, "workers": 1},
-        "inputs": [{"name": "seed", "source": "web", "paths": ["in.jsonl"]}],
-        "stages": [{"stage": "extract"}, {"stage": "dedup", "cluster_rounds": 4}]}))
+    m = _extract_dedup_manifest(tmp_path, rows, tasks=2, cluster_rounds=4)
     result = run_manifest(load_manifest(m), progress=lambda s: None)
     assert len(read_shards(result.corpus_dir)) == len(rows) - 3
     assert (Path(result.stages[1]["dir"]) / "dedup_report.json").exists()
@@ -506,12 +512,7 @@ def test_manifest_run_recomputes_a_stage_made_with_another_work_format(shared_da
 
     rows = [{"id": i, "text": t} for i, t in seed_base(shared_data, n=1)]
     rows += [{"id": f"{rows[0]['id']}-copy", "text": rows[0]["text"]}]
-    (tmp_path / "in.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
-    m = tmp_path / "m.yaml"
-    m.write_text(yaml.safe_dump({
-        "name": "t", "output": "out", "executor": {"kind": "local", "tasks": 1, "workers": 1},
-        "inputs": [{"name": "seed", "source": "web", "paths": ["in.jsonl"]}],
-        "stages": [{"stage": "extract"}, {"stage": "dedup", "cluster_rounds": 2}]}))
+    m = _extract_dedup_manifest(tmp_path, rows, tasks=1, cluster_rounds=2)
     first = run_manifest(load_manifest(m), progress=lambda s: None)
     extract_dir, dedup_dir = (Path(s["dir"]) for s in first.stages)
     for d in (extract_dir, dedup_dir):
