@@ -195,15 +195,15 @@ def clear_stale_work(settings: DedupSettings, input_dir: str, out: str,
     ``format.json`` differs or is missing while the stage's work folders exist): remove those folders and the
     outputs (``kept``, ``removed``, ``dedup_report.json``), log one line why, and return True. Top-level files
     of ``out/work`` and the folder holding ``input_dir`` belong to the caller and stay. Then record the marker."""
-    fs = fsspec.get_fs_token_paths(out)[0]
     work, marker, key = f"{out}/work", f"{out}/work/format.json", work_key(settings, input_dir)
+    fs, _, (work_path,) = fsspec.get_fs_token_paths(work)  # listed paths come without the protocol, like these
+    in_path = fsspec.get_fs_token_paths(input_dir)[2][0].rstrip("/")
     old = None
     if fs.exists(marker):
         with fs.open(marker, "rt") as fh:
             old = json.load(fh)
-    in_path = fs._strip_protocol(input_dir).rstrip("/")
-    stale = [d for d in (fs.ls(work, detail=False) if fs.isdir(work) else [])
-             if fs.isdir(d) and not (in_path + "/").startswith(fs._strip_protocol(d).rstrip("/") + "/")]
+    stale = [d for d in (fs.ls(work_path, detail=False) if fs.isdir(work_path) else [])
+             if fs.isdir(d) and not (in_path + "/").startswith(d.rstrip("/") + "/")]
     cleared = bool(stale) and (old or {}).get("hash") != key
     if cleared:
         why = ("no format marker (written by an older version)" if old is None else
