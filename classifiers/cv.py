@@ -22,7 +22,14 @@ from pathlib import Path
 import numpy as np
 
 from classifiers.data import MATH, Example
-from classifiers.metrics import OperatingPoint, best_f1_point, threshold_for_recall
+from classifiers.metrics import (
+    OperatingPoint,
+    best_f1_point,
+    general_pass,
+    grouped_report,
+    metrics_at,
+    threshold_for_recall,
+)
 from classifiers.pages import Page, page_report, site_folds
 
 # (model folder, training examples) -> a function scoring texts; the default trains one fastText model
@@ -112,6 +119,64 @@ def cross_validate(base: Sequence[Example], pages: Sequence[Page], fit: Fit, *, 
     high = OperatingPoint(high.rule.replace("validation", f"pooled out-of-fold ({folds}-fold CV by site)"),
                           high.threshold, high.metrics, high.general_pass)
     return CVResult(by_site, scores, final, high)
+
+
+@dataclass
+class NestedResult:
+    """Nested cross-validation by site over every page: each page scored by a model that never saw its site,
+    at thresholds chosen without its site (:func:`nested_cross_validate`)."""
+
+    folds: dict[str, int]  # site -> outer fold
+    scores: np.ndarray  # page order
+    final: np.ndarray  # each page's final threshold (its outer fold's)
+    high_recall: np.ndarray  # each page's high-recall threshold
+
+    def report(self, pages: Sequence[Page]) -> dict:
+        """Both points over all pages and per language; each outer fold's thresholds; the errors."""
+        y = np.array([p.label == MATH for p in pages])
+        final, high = self.scores >= self.final, self.scores >= self.high_recall
+        # a page's prediction at its own threshold, as a score: metrics at 0.5 count the same decisions
+        at = lambda keep: keep.astype(np.float64)  # noqa: E731
+        m, h = metrics_at(at(final), y, 0.5), metrics_at(at(high), y, 0.5)
+        langs = [p.lang for p in pages]
+        one_page = {self.folds[p.site]: i for i, p in enumerate(pages)}  # a page of each fold: its thresholds
+        return {"pages": len(pages), "sites": len(self.folds), "folds": max(self.folds.values()) + 1,
+                "final": {k: v for k, v in m.to_dict().items() if k != "threshold"},
+                "per_language": grouped_report(at(final), y, langs, 0.5),
+                "high_recall": {"recall": round(h.recall, 6), "general_pass": round(general_pass(h), 6)},
+                "thresholds": [{"fold": f, "final": round(float(self.final[i]), 4),
+                                "high_recall": round(float(self.high_recall[i]), 4)}
+                               for f, i in sorted(one_page.items())],
+                "errors": sorted(({"page": Path(p.file).name, "site": p.site, "lang": p.lang, "label": p.label,
+                                   "score": round(float(self.scores[i]), 4),
+                                   "threshold": round(float(self.final[i]), 4)}
+                                  for i, p in enumerate(pages) if final[i] != y[i]), key=lambda e: e["score"])}
+
+
+def nested_cross_validate(base: Sequence[Example], pages: Sequence[Page], fit: Fit, *, folds: int = 5,
+                          inner_folds: int = 5, page_repeat: Repeat = 8, target_recall: float = 0.995,
+                          seed: int = 11, workdir: str | None = None, workers: int = 1) -> NestedResult:
+    """The whole protocol, measured on every site: the sites are dealt into ``folds`` outer folds; for each,
+    :func:`cross_validate` over the other folds' pages (``inner_folds``) chooses the thresholds, a model trains
+    on ``base`` + those pages and scores the held-out fold. Nothing about a page's site (model, threshold)
+    comes from that site, and every page is a test page once: ~5x the pages of one test split."""
+    by_site = site_folds(pages, folds, seed)
+    scores, final, high = (np.zeros(len(pages), dtype=np.float64) for _ in range(3))
+    tmp = Path(tempfile.mkdtemp(prefix=".nested-", dir=workdir))
+    try:
+        for f in range(folds):
+            held = [i for i, p in enumerate(pages) if by_site[p.site] == f]
+            rest = [p for p in pages if by_site[p.site] != f]
+            if not held:
+                continue
+            cv = cross_validate(base, rest, fit, folds=inner_folds, page_repeat=page_repeat,
+                                target_recall=target_recall, workdir=str(tmp), workers=workers)
+            score = fit(str(tmp / f"outer{f}"), [*base, *repeated(rest, page_repeat)])
+            scores[held] = score([pages[i].text for i in held])
+            final[held], high[held] = cv.final.threshold, cv.high_recall.threshold
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return NestedResult(by_site, scores, final, high)
 
 
 def site_split_card(score: Callable[[Sequence[str]], np.ndarray], parts: dict[str, list[Page]],

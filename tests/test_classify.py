@@ -26,6 +26,7 @@ from classifiers.metrics import (
     threshold_for_recall,
 )
 from classifiers.model import MathClassifier, TrainParams, data_fingerprint, train_from_files
+from classifiers.pages import Page
 from classifiers.preprocess import prepare
 from classifiers.recall import PoolScores, RecallConfig, domain_of, expand_domains, path_prefix, run_rounds
 from classifiers.score import ModelSet, parse_model_specs
@@ -124,7 +125,8 @@ def test_markup_counts_are_the_str_count_counts(shared_data):
 
     texts = [r["text"] for name in ("math_text", "math_text_zh", "general_text", "general_text_zh")
              for r in _take(shared_data / "seed" / f"{name}.jsonl", 200)]
-    texts += ["===\n====", "();\n){\n{{{ ||| &&& ->=>", "a\ud800b $9 \\( é = ∑", "中=文\n;", "", "$$"]
+    texts += ["===\n====", "();\n){\n{{{ ||| &&& ->=>", "a\ud800b $9 \\( é = ∑", "=\udfff= $\ud8009", "中=文\n;", "",
+              "$$"]
     for t in texts:
         ref = [(n, sum(t.count(c) for c in subs)) for n, subs in _SIGNALS]
         assert markup_counts(t) == ref
@@ -525,7 +527,7 @@ def _page_rows(shared_data: Path, per_site_label: int = 4) -> list[dict]:
 
 
 def test_site_split_keeps_sites_apart_and_is_stratified(shared_data):
-    from classifiers.pages import Page, assign_splits, registered_site, site_of
+    from classifiers.pages import assign_splits, registered_site, site_of
 
     rows = [json.loads(x) for x in (shared_data / "web2" / "pages.jsonl").read_text(encoding="utf-8").splitlines()]
     pages = [Page(r["file"], r["file"], "math" if r["label"] == "math" else "other",
@@ -544,7 +546,7 @@ def test_site_split_keeps_sites_apart_and_is_stratified(shared_data):
 
 def test_cross_validation_by_site_never_trains_on_a_held_out_site():
     from classifiers.cv import cross_validate
-    from classifiers.pages import Page, site_folds
+    from classifiers.pages import site_folds
 
     pages = [Page(f"k{i}", f"f{i}", MATH if i % 3 == 0 else "other", f"site{i // 2}.org", "en" if i % 5 else "zh",
                   f"page {i} " + ("$x^2$" if i % 3 == 0 else "prose")) for i in range(60)]
@@ -570,6 +572,35 @@ def test_cross_validation_by_site_never_trains_on_a_held_out_site():
         assert held_sites and len({folds[s] for s in held_sites}) == 1
     assert cv.final.metrics.f1 == 1.0 and 0.1 < cv.final.threshold < 0.9  # pooled out-of-fold scores
     assert cv.high_recall.threshold <= cv.final.threshold and "out-of-fold" in cv.final.rule
+
+
+def test_nested_cross_validation_scores_every_page_by_a_model_and_threshold_blind_to_its_site():
+    from classifiers.cv import nested_cross_validate
+
+    pages = [Page(f"k{i}", f"f{i}", MATH if i % 3 == 0 else "other", f"site{i // 2}.org", "en" if i % 5 else "zh",
+                  f"page {i} " + ("$x^2$" if i % 3 == 0 or i == 31 else "prose")) for i in range(60)]
+    key_of = {p.text: p.key for p in pages}
+    fits = []
+
+    def fit(out, train):  # a scorer that refuses to score a page it trained on
+        keys = {e.key for e in train}
+        fits.append(keys)
+
+        def score(texts):
+            assert not keys & {key_of[t] for t in texts}
+            return np.array([0.9 if "$" in t else 0.1 for t in texts])
+        return score
+
+    nested = nested_cross_validate([Example("seed", "other", "s")], pages, fit, folds=4, inner_folds=3,
+                                   page_repeat=2)
+    assert len(fits) == 4 * (3 + 1)  # per outer fold: the inner folds, then the model that scores it
+    report = nested.report(pages)
+    assert report["pages"] == 60 and report["folds"] == 4 and len(report["thresholds"]) == 4
+    # the one general page with a formula is the one error, counted once, in its language
+    assert [e["page"] for e in report["errors"]] == ["f31"] and report["final"]["fp"] == 1
+    assert report["final"]["tp"] == 20 and report["final"]["fn"] == 0
+    assert {r["group"]: r["fp"] for r in report["per_language"]} == {"en": 1, "zh": 0}
+    assert report["high_recall"]["recall"] == 1.0
 
 
 @pytest.fixture(scope="module")
