@@ -19,7 +19,7 @@ row are printed beside their CV numbers, never used to choose.
 The misclassified lists (out-of-fold on dev, and test), the code model, the quality filters on every real math
 page (by split) and the speed rows follow.
 
-Nested CV (the chosen row; ``--no-nested`` skips it, ~3 min): the test split holds ~30 math pages from ~25 sites,
+Nested CV (the chosen row; ``--no-nested`` skips it, ~2 min): the test split holds ~30 math pages from ~25 sites,
 so one page moves its F1 by ~0.015. The chosen row's whole protocol is also run on every site
 (:func:`classifiers.cv.nested_cross_validate`): 5 outer folds by site over all pages; per outer fold, thresholds
 by 5-fold CV on the other sites and a model on the seed + those pages, scoring the held-out sites. Every page is
