@@ -354,7 +354,7 @@ def main() -> None:
 
 def nested(tmp: Path, pages: list[Page], base, params: TrainParams, repeat, folds: int) -> dict:
     """The chosen row's whole protocol measured on every site (:func:`classifiers.cv.nested_cross_validate`)."""
-    t = time.time()
+    t0 = time.time()
     report = nested_cross_validate(base, pages, fasttext_fit(params), folds=folds, inner_folds=folds,
                                    page_repeat=repeat, target_recall=HIGH_RECALL, workdir=str(tmp),
                                    workers=2).report(pages)
@@ -364,7 +364,7 @@ def nested(tmp: Path, pages: list[Page], base, params: TrainParams, repeat, fold
     print(f"nested CV by site over all {report['pages']} pages ({report['sites']} sites, {folds} outer folds, "
           f"thresholds by {folds}-fold CV on the other sites): P {m['precision']:.3f} R {m['recall']:.3f} "
           f"F1 {m['f1']:.3f}; {langs}; high-recall: R {hr['recall']:.3f}, general pass {hr['general_pass']:.3f}; "
-          f"outer thresholds {[t['final'] for t in report['thresholds']]} ({time.time() - t:.0f} s)", flush=True)
+          f"outer thresholds {[t['final'] for t in report['thresholds']]} ({time.time() - t0:.0f} s)", flush=True)
     for e in report["errors"]:
         print(f"    nested error: {e}")
     return report
